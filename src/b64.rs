@@ -1,0 +1,158 @@
+//! Strict base64url (RFC 7515 section 2, RFC 4648 section 5).
+//!
+//! JWS compact segments must be canonical: the same bytes always have exactly
+//! one accepted spelling. Accepting several spellings (padding, the `+/`
+//! alphabet, stray whitespace, non-zero trailing bits) would let an attacker
+//! change a token's text without changing its meaning, which breaks caching
+//! by token text and equality checks done on the raw string.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::{DecodeError, Engine as _};
+use std::fmt;
+
+/// Why a base64url string was refused; the messages never echo the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum B64Error {
+    /// A byte outside the base64url alphabet (`+`, `/`, whitespace, ...).
+    InvalidChar,
+    /// `=` padding where none is allowed, or malformed padding.
+    Padding,
+    /// A length that no byte string encodes to (`len % 4 == 1`).
+    InvalidLength,
+    /// The last character carries non-zero unused bits (non-canonical).
+    TrailingBits,
+}
+
+impl fmt::Display for B64Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidChar => "invalid base64url character",
+            Self::Padding => "unexpected base64 padding",
+            Self::InvalidLength => "invalid base64url length",
+            Self::TrailingBits => "non-canonical base64url trailing bits",
+        })
+    }
+}
+
+impl std::error::Error for B64Error {}
+
+/// Decodes unpadded, canonical base64url, because JWS segments have exactly
+/// one valid spelling. Rejects `=`, `+`, `/`, whitespace, `len % 4 == 1` and
+/// non-zero trailing bits.
+pub fn decode_strict(s: &str) -> Result<Vec<u8>, B64Error> {
+    let bytes = s.as_bytes();
+    // Checked up front so the error is precise whatever the engine reports.
+    for &b in bytes {
+        if b == b'=' {
+            return Err(B64Error::Padding);
+        }
+        if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(B64Error::InvalidChar);
+        }
+    }
+    if bytes.len() % 4 == 1 {
+        return Err(B64Error::InvalidLength);
+    }
+    URL_SAFE_NO_PAD.decode(bytes).map_err(map_error)
+}
+
+/// Like [`decode_strict`] but tolerates correct trailing `=` padding, because
+/// some identity providers pad JWK members (`n`, `x`, `k`...). Only for keys:
+/// tokens must use [`decode_strict`].
+pub fn decode_lenient_padding(s: &str) -> Result<Vec<u8>, B64Error> {
+    let unpadded = s.trim_end_matches('=');
+    let pad = s.len() - unpadded.len();
+    if pad > 0 && (pad > 2 || s.len() % 4 != 0) {
+        return Err(B64Error::Padding);
+    }
+    decode_strict(unpadded)
+}
+
+/// Encodes as unpadded base64url, the only form JWS uses.
+pub fn encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn map_error(err: DecodeError) -> B64Error {
+    match err {
+        DecodeError::InvalidByte(_, b'=') | DecodeError::InvalidPadding => B64Error::Padding,
+        DecodeError::InvalidByte(..) => B64Error::InvalidChar,
+        DecodeError::InvalidLength(_) => B64Error::InvalidLength,
+        DecodeError::InvalidLastSymbol(..) => B64Error::TrailingBits,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_all_lengths() {
+        let data: Vec<u8> = (0..=255u8).collect();
+        for len in 0..64 {
+            let enc = encode(&data[..len]);
+            assert!(!enc.contains('='));
+            assert_eq!(decode_strict(&enc).unwrap(), &data[..len]);
+        }
+    }
+
+    #[test]
+    fn rejects_padding() {
+        assert_eq!(decode_strict("QQ=="), Err(B64Error::Padding));
+        assert_eq!(decode_strict("QUI="), Err(B64Error::Padding));
+        assert_eq!(decode_strict("Q=Q"), Err(B64Error::Padding));
+    }
+
+    #[test]
+    fn rejects_standard_alphabet_and_whitespace() {
+        assert_eq!(decode_strict("a+b/"), Err(B64Error::InvalidChar));
+        assert_eq!(decode_strict("ab/c"), Err(B64Error::InvalidChar));
+        assert_eq!(decode_strict("ab c"), Err(B64Error::InvalidChar));
+        assert_eq!(decode_strict("abcd\n"), Err(B64Error::InvalidChar));
+        assert_eq!(decode_strict(" abc"), Err(B64Error::InvalidChar));
+        assert_eq!(decode_strict("ab\tc"), Err(B64Error::InvalidChar));
+        assert_eq!(decode_strict("abé"), Err(B64Error::InvalidChar));
+    }
+
+    #[test]
+    fn rejects_impossible_length() {
+        assert_eq!(decode_strict("a"), Err(B64Error::InvalidLength));
+        assert_eq!(decode_strict("abcde"), Err(B64Error::InvalidLength));
+    }
+
+    #[test]
+    fn rejects_non_zero_trailing_bits() {
+        // "QQ" is canonical for "A"; "QR" differs only in unused low bits.
+        assert_eq!(decode_strict("QQ").unwrap(), b"A");
+        assert_eq!(decode_strict("QR"), Err(B64Error::TrailingBits));
+        assert_eq!(decode_strict("QUI").unwrap(), b"AB");
+        assert_eq!(decode_strict("QUJ"), Err(B64Error::TrailingBits));
+    }
+
+    #[test]
+    fn empty_is_empty() {
+        assert_eq!(decode_strict("").unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn lenient_accepts_only_correct_padding() {
+        assert_eq!(decode_lenient_padding("QQ==").unwrap(), b"A");
+        assert_eq!(decode_lenient_padding("QUI=").unwrap(), b"AB");
+        assert_eq!(decode_lenient_padding("QUJD").unwrap(), b"ABC");
+        assert_eq!(decode_lenient_padding("QQ").unwrap(), b"A");
+        assert_eq!(decode_lenient_padding("QQ="), Err(B64Error::Padding));
+        assert_eq!(decode_lenient_padding("QQ==="), Err(B64Error::Padding));
+        assert_eq!(decode_lenient_padding("QUJD===="), Err(B64Error::Padding));
+        assert_eq!(decode_lenient_padding("Q=Q="), Err(B64Error::Padding));
+        assert_eq!(decode_lenient_padding("a+b="), Err(B64Error::InvalidChar));
+        assert_eq!(decode_lenient_padding("QR=="), Err(B64Error::TrailingBits));
+    }
+
+    #[test]
+    fn errors_do_not_echo_input() {
+        let msg = decode_strict("secret+stuff").unwrap_err().to_string();
+        assert!(!msg.contains("secret"));
+    }
+}

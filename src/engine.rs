@@ -1,0 +1,439 @@
+//! The request flow: rule → requirement → tokens → verification → decision.
+//!
+//! Mirrors jwt_authn's matcher/verifier/authenticator split. Evaluation is a
+//! pure function of (config, request, keys, clock): when remote keys are not
+//! there yet it returns `FetchKeys`, and the shell evaluates the same request
+//! again once they arrive. Nothing is half-applied in between.
+//!
+//! Security invariants (each also a test):
+//! - every presented token must verify for a requirement to pass (a good token
+//!   must not carry a bad one past the filter), except under
+//!   `allow_missing_or_failed`, which the operator chose explicitly;
+//! - headers that carry identity are stripped from every request first, also
+//!   when no rule matches;
+//! - any error path denies.
+
+use crate::claims::{Claims, ClaimsError};
+use crate::config::{Bypass, Config, KeySource, PathMatch, Provider, ProviderId, Requirement, RouteMatch, Rule, TokenLocation};
+use crate::decision::{Decision, Denial, FetchCause, HeaderChanges, Verified};
+use crate::extract::{self, Extracted};
+use crate::headers;
+use crate::json;
+use crate::jwk::KeySet;
+use crate::jws::{JwsError, UntrustedJws};
+use crate::reason::Reason;
+use crate::request::Request;
+use std::sync::Arc;
+
+/// The state of a remote provider's keys, as the key store sees it.
+#[derive(Debug, Clone)]
+pub enum RemoteKeys {
+    /// Usable keys (possibly stale-but-allowed).
+    Ready(Arc<KeySet>),
+    /// Nothing usable yet; a fetch is (or will be) under way.
+    Pending,
+    /// Fetching failed and no usable keys remain.
+    Failed,
+}
+
+/// Where the engine gets remote keys; the shell implements it over shared data,
+/// tests and the CLI over maps. Local keys come from the config itself.
+pub trait KeyStore {
+    /// Current keys of a remote provider.
+    fn remote_keys(&self, provider: ProviderId) -> RemoteKeys;
+    /// May a token with an unknown `kid` trigger a refetch now (rate limit)?
+    fn may_refetch_unknown_kid(&self, provider: ProviderId) -> bool;
+}
+
+/// A key store with no remote keys at all (local-only configs, CLI without `--jwks`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRemoteKeys;
+
+impl KeyStore for NoRemoteKeys {
+    fn remote_keys(&self, _: ProviderId) -> RemoteKeys {
+        RemoteKeys::Failed
+    }
+    fn may_refetch_unknown_kid(&self, _: ProviderId) -> bool {
+        false
+    }
+}
+
+/// Per-evaluation inputs besides the request.
+#[derive(Debug, Clone, Default)]
+pub struct EvalContext {
+    /// Unix seconds (host clock, or `--now`).
+    pub now: u64,
+    /// Providers this request already waited on; never ask for them again.
+    pub already_fetched: Vec<ProviderId>,
+}
+
+/// A failed token, with the provider it was judged against when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Failure {
+    reason: Reason,
+    provider: Option<ProviderId>,
+}
+
+/// One verified token and what it does to the request on success.
+#[derive(Debug, Clone)]
+struct Success {
+    provider: ProviderId,
+    claims: Claims,
+    payload_b64: String,
+    location: TokenLocation,
+}
+
+enum Outcome {
+    Pass(Vec<Success>),
+    Fail(Failure),
+    Keys(ProviderId, FetchCause),
+}
+
+/// Evaluates one request.
+pub fn evaluate(config: &Config, req: &Request, keys: &dyn KeyStore, ctx: &EvalContext) -> Decision {
+    let strip = stripped_headers(config, req);
+    let allow_plain = |strip: Vec<String>| Decision::Allow {
+        changes: HeaderChanges { remove: strip, ..Default::default() },
+        verified: Vec::new(),
+    };
+    if config.bypass_cors_preflight && is_cors_preflight(req) {
+        return allow_plain(strip);
+    }
+    let Some(rule) = config.rules.iter().find(|r| route_matches(&r.route, req)) else {
+        return allow_plain(strip);
+    };
+    let Some(requirement) = &rule.requires else {
+        return allow_plain(strip);
+    };
+    let flow = Flow { config, req, keys, ctx };
+    match flow.requirement(requirement) {
+        Outcome::Keys(provider, cause) => Decision::FetchKeys { provider, cause },
+        Outcome::Fail(f) => deny(req, f.reason, f.provider, None),
+        Outcome::Pass(successes) => finish(config, rule, req, strip, successes),
+    }
+}
+
+fn finish(config: &Config, rule: &Rule, req: &Request, strip: Vec<String>, successes: Vec<Success>) -> Decision {
+    if let Some(authz) = &rule.authz {
+        if successes.is_empty() {
+            return deny(req, Reason::Missing, None, None);
+        }
+        let mut missing: Option<Vec<String>> = None;
+        let mut ok = false;
+        for s in &successes {
+            match authz.check(&s.claims) {
+                Ok(()) => {
+                    ok = true;
+                    break;
+                }
+                Err(d) => {
+                    missing.get_or_insert(d.missing_scopes);
+                }
+            }
+        }
+        if !ok {
+            let provider = successes.first().map(|s| s.provider);
+            return deny(req, Reason::InsufficientScope, provider, missing);
+        }
+    }
+    let mut changes = HeaderChanges { remove: strip, ..Default::default() };
+    let mut path = req.path().to_string();
+    for s in &successes {
+        let Some(p) = config.providers.get(s.provider) else { continue };
+        if let Some(h) = &p.forward_payload_header {
+            set_header(&mut changes, h, headers::forward_payload_value(&s.payload_b64, p.pad_forward_payload_header));
+        }
+        for (h, v) in headers::claim_headers(&p.claim_to_headers, |c| s.claims.get_path(c).cloned()) {
+            set_header(&mut changes, &h, v);
+        }
+        if !p.forward {
+            match &s.location {
+                TokenLocation::Header { name, .. } => {
+                    if !changes.remove.contains(name) {
+                        changes.remove.push(name.clone());
+                    }
+                    changes.set.retain(|(k, _)| k != name);
+                }
+                TokenLocation::Param(name) => {
+                    path = extract::path_without_param(&path, name);
+                    changes.path = Some(path.clone());
+                }
+                // As jwt_authn: a cookie is not removed (other cookies share the header).
+                TokenLocation::Cookie(_) => {}
+            }
+        }
+    }
+    let verified = successes.into_iter().map(|s| Verified { provider: s.provider, claims: s.claims }).collect();
+    Decision::Allow { changes, verified }
+}
+
+fn set_header(changes: &mut HeaderChanges, name: &str, value: String) {
+    changes.set.retain(|(k, _)| k != name);
+    changes.set.push((name.to_string(), value));
+}
+
+/// Builds the local reply for a reason.
+pub fn deny(req: &Request, reason: Reason, provider: Option<ProviderId>, missing_scopes: Option<Vec<String>>) -> Decision {
+    let realm = req.realm_uri();
+    let www_authenticate = match reason {
+        Reason::Missing => format!("Bearer realm=\"{realm}\""),
+        Reason::InsufficientScope => {
+            let mut v = format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\"");
+            if let Some(scopes) = missing_scopes.filter(|s| !s.is_empty()) {
+                v.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
+            }
+            v
+        }
+        _ => format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
+    };
+    Decision::Deny(Denial {
+        reason,
+        status: reason.status(),
+        body: reason.body().to_string(),
+        www_authenticate,
+        provider,
+    })
+}
+
+/// Identity headers a client must never be able to set, present in this request.
+fn stripped_headers(config: &Config, req: &Request) -> Vec<String> {
+    let mut out: Vec<String> = config.strip_headers.clone();
+    if !config.strip_header_prefixes.is_empty() {
+        for (name, _) in req.headers() {
+            if config.strip_header_prefixes.iter().any(|p| name.starts_with(p.as_str())) && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Envoy's CORS preflight test: OPTIONS with non-empty `origin` and
+/// `access-control-request-method`.
+fn is_cors_preflight(req: &Request) -> bool {
+    req.method() == "OPTIONS"
+        && req.header("origin").is_some_and(|v| !v.is_empty())
+        && req.header("access-control-request-method").is_some_and(|v| !v.is_empty())
+}
+
+/// jwt_authn's route matcher: prefix on the full path, exact/regex on the path
+/// without query; then every header and query condition.
+pub fn route_matches(m: &RouteMatch, req: &Request) -> bool {
+    let path_ok = match &m.path {
+        PathMatch::Prefix(p) => starts_with(req.path(), p, m.case_sensitive),
+        PathMatch::Exact(p) => {
+            let path = req.path_only();
+            if m.case_sensitive {
+                path == p
+            } else {
+                path.eq_ignore_ascii_case(p)
+            }
+        }
+        PathMatch::Regex(r) => r.is_match(req.path_only()),
+        PathMatch::SeparatedPrefix(p) => {
+            let path = req.path_only();
+            starts_with(path, p, m.case_sensitive)
+                && (path.len() == p.len() || path.as_bytes().get(p.len()) == Some(&b'/'))
+        }
+    };
+    path_ok
+        && m.headers.iter().all(|h| {
+            let value = req.header(&h.name);
+            let result = match (&h.matcher, value) {
+                (None, v) => v.is_some() == h.present,
+                (Some(sm), Some(v)) => sm.matches(v),
+                (Some(sm), None) => h.treat_missing_as_empty && sm.matches(""),
+            };
+            result != h.invert
+        })
+        && m.query_parameters.iter().all(|q| match (&q.matcher, req.query_param(&q.name)) {
+            (None, v) => v.is_some(),
+            (Some(sm), Some(v)) => sm.matches(&v),
+            (Some(_), None) => false,
+        })
+}
+
+fn starts_with(s: &str, prefix: &str, case_sensitive: bool) -> bool {
+    if case_sensitive {
+        s.starts_with(prefix)
+    } else {
+        s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    }
+}
+
+struct Flow<'a> {
+    config: &'a Config,
+    req: &'a Request,
+    keys: &'a dyn KeyStore,
+    ctx: &'a EvalContext,
+}
+
+impl Flow<'_> {
+    fn providers(&self, ids: &[ProviderId]) -> Vec<(ProviderId, &Provider)> {
+        ids.iter().filter_map(|id| self.config.providers.get(*id).map(|p| (*id, p))).collect()
+    }
+
+    fn requirement(&self, r: &Requirement) -> Outcome {
+        match r {
+            Requirement::AllowAll => Outcome::Pass(Vec::new()),
+            Requirement::Provider { id, audiences } => {
+                let tokens = extract::extract(self.req, &self.providers(&[*id]));
+                if tokens.is_empty() {
+                    return Outcome::Fail(Failure { reason: Reason::Missing, provider: Some(*id) });
+                }
+                let mut ok = Vec::new();
+                // Last extracted first, as jwt_authn; every token must verify.
+                for t in tokens.iter().rev() {
+                    match self.authenticate(t, Some(*id), audiences.as_deref()) {
+                        Ok(s) => ok.push(s),
+                        Err(Stop::Fail(f)) => return Outcome::Fail(f),
+                        Err(Stop::Keys(p, c)) => return Outcome::Keys(p, c),
+                    }
+                }
+                Outcome::Pass(ok)
+            }
+            Requirement::All(children) => {
+                let mut ok = Vec::new();
+                for c in children {
+                    match self.requirement(c) {
+                        Outcome::Pass(s) => ok.extend(s),
+                        other => return other,
+                    }
+                }
+                Outcome::Pass(ok)
+            }
+            Requirement::Any { children, bypass } => {
+                let mut last = Outcome::Fail(Failure { reason: Reason::Missing, provider: None });
+                for c in children {
+                    match self.requirement(c) {
+                        Outcome::Pass(s) => return Outcome::Pass(s),
+                        Outcome::Keys(p, c) => return Outcome::Keys(p, c),
+                        fail => last = fail,
+                    }
+                }
+                if let Some((kind, ids)) = bypass {
+                    return self.bypass(*kind, ids);
+                }
+                last
+            }
+            Requirement::Bypass(kind, ids) => self.bypass(*kind, ids),
+        }
+    }
+
+    fn bypass(&self, kind: Bypass, ids: &[ProviderId]) -> Outcome {
+        let tokens = extract::extract(self.req, &self.providers(ids));
+        let mut ok = Vec::new();
+        for t in tokens.iter().rev() {
+            match self.authenticate(t, None, None) {
+                Ok(s) => ok.push(s),
+                Err(Stop::Keys(p, c)) => return Outcome::Keys(p, c),
+                Err(Stop::Fail(f)) => {
+                    // allow_missing: a presented token must be valid. (Stricter than
+                    // jwt_authn, which lets a later good token mask an earlier bad one.)
+                    if kind == Bypass::AllowMissing {
+                        return Outcome::Fail(f);
+                    }
+                }
+            }
+        }
+        Outcome::Pass(ok)
+    }
+
+    /// One token against one provider (or, for the bypass kinds, the provider
+    /// its issuer selects). Order as jwt_authn: parse, issuer, time, subject,
+    /// audience, then keys and signature.
+    fn authenticate(&self, t: &Extracted, provider: Option<ProviderId>, audiences: Option<&[String]>) -> Result<Success, Stop> {
+        let fail = |reason: Reason, p: Option<ProviderId>| Stop::Fail(Failure { reason, provider: p });
+        if t.token.len() > self.config.max_token_bytes {
+            return Err(fail(Reason::TooLarge, provider));
+        }
+        let jws = UntrustedJws::parse(&t.token, self.config.max_token_bytes).map_err(|e| fail(jws_reason(&e), provider))?;
+        let payload_b64 = t.token.split('.').nth(1).unwrap_or("").to_string();
+        let payload = crate::b64::decode_strict(&payload_b64).map_err(|_| fail(Reason::Malformed, provider))?;
+        let value = json::parse_strict(&payload, json::DEFAULT_MAX_DEPTH).map_err(|_| fail(Reason::Malformed, provider))?;
+        let claims = Claims::from_value(value).map_err(|e| fail(claims_reason(&e), provider))?;
+
+        // Issuer: allowed at this location, then the provider that judges it.
+        let id = match provider {
+            Some(id) => {
+                let p = self.config.providers.get(id).ok_or_else(|| fail(Reason::Issuer, Some(id)))?;
+                if !p.issuer.is_empty() && p.issuer != claims.iss {
+                    return Err(fail(Reason::Issuer, Some(id)));
+                }
+                id
+            }
+            None => {
+                let at_location = self.providers(&t.providers);
+                if !at_location.iter().any(|(_, p)| p.issuer.is_empty() || p.issuer == claims.iss) {
+                    return Err(fail(Reason::Issuer, None));
+                }
+                at_location
+                    .iter()
+                    .find(|(_, p)| p.issuer == claims.iss)
+                    .or_else(|| at_location.iter().find(|(_, p)| p.issuer.is_empty()))
+                    .map(|(id, _)| *id)
+                    .ok_or_else(|| fail(Reason::Issuer, None))?
+            }
+        };
+        let p = self.config.providers.get(id).ok_or_else(|| fail(Reason::Issuer, Some(id)))?;
+        let now = self.ctx.now;
+        let judge = |r: Result<(), ClaimsError>| r.map_err(|e| fail(claims_reason(&e), Some(id)));
+        judge(claims.check_time(now, p.clock_skew_secs))?;
+        judge(claims.check_lifetime(now, p.require_expiration, p.max_lifetime.map(|d| d.as_secs())))?;
+        judge(claims.check_subject(p.subjects.as_ref()))?;
+        judge(claims.check_audience(audiences.unwrap_or(&p.audiences)))?;
+
+        let set: Arc<KeySet> = match &p.keys {
+            KeySource::Local(set) => set.clone(),
+            KeySource::Remote(_) => match self.keys.remote_keys(id) {
+                RemoteKeys::Ready(set) => set,
+                RemoteKeys::Pending if !self.ctx.already_fetched.contains(&id) => {
+                    return Err(Stop::Keys(id, FetchCause::NoKeys));
+                }
+                RemoteKeys::Pending | RemoteKeys::Failed => return Err(fail(Reason::JwksUnavailable, Some(id))),
+            },
+        };
+        match jws.verify(&set) {
+            Ok(_) => Ok(Success { provider: id, claims, payload_b64, location: t.location.clone() }),
+            Err(JwsError::KeyNotFound)
+                if matches!(p.keys, KeySource::Remote(_))
+                    && jws.header().kid.is_some()
+                    && !self.ctx.already_fetched.contains(&id)
+                    && self.keys.may_refetch_unknown_kid(id) =>
+            {
+                Err(Stop::Keys(id, FetchCause::UnknownKid))
+            }
+            Err(e) => Err(fail(jws_reason(&e), Some(id))),
+        }
+    }
+}
+
+enum Stop {
+    Fail(Failure),
+    Keys(ProviderId, FetchCause),
+}
+
+fn jws_reason(e: &JwsError) -> Reason {
+    match e {
+        JwsError::TooLarge => Reason::TooLarge,
+        JwsError::AlgNotAllowed(_) => Reason::AlgNotAllowed,
+        JwsError::KeyNotFound => Reason::KeyNotFound,
+        JwsError::BadSignature => Reason::BadSignature,
+        _ => Reason::Malformed,
+    }
+}
+
+fn claims_reason(e: &ClaimsError) -> Reason {
+    match e {
+        ClaimsError::Malformed(_) => Reason::Malformed,
+        ClaimsError::Expired => Reason::Expired,
+        ClaimsError::NotYetValid => Reason::NotYetValid,
+        ClaimsError::Issuer => Reason::Issuer,
+        ClaimsError::Audience => Reason::Audience,
+        ClaimsError::Subject => Reason::Subject,
+        ClaimsError::Lifetime => Reason::Lifetime,
+    }
+}
+
+#[cfg(test)]
+mod tests;
