@@ -71,9 +71,10 @@ fn uint_claim(obj: &Map<String, Value>, name: &'static str, err: &'static str) -
             if let Some(u) = n.as_u64() {
                 return Ok(u);
             }
-            // An integral float (e.g. 1.0e9) is accepted as jwt_verify_lib reads doubles.
+            // jwt_verify_lib reads JSON numbers as doubles and truncates: `now + 3600.5`
+            // is accepted. Negative or out-of-range values are refused.
             match n.as_f64() {
-                Some(f) if f >= 0.0 && f < 1.8e19 && f.fract() == 0.0 => Ok(f as u64),
+                Some(f) if (0.0..1.8e19).contains(&f) => Ok(f as u64),
                 _ => Err(ClaimsError::Malformed(err)),
             }
         }
@@ -130,16 +131,15 @@ impl Claims {
         Ok(())
     }
 
-    /// `require_expiration` and `max_lifetime`: a token must say when it ends,
-    /// and must not live longer than allowed (measured from `iat`, or from now
-    /// when `iat` is absent).
-    pub fn check_lifetime(&self, now: u64, require_exp: bool, max_lifetime_secs: Option<u64>) -> Result<(), ClaimsError> {
+    /// `require_expiration` and `max_lifetime`, as Envoy 1.40 measures them: a
+    /// token must say when it ends, and `exp - iat` must not exceed the maximum
+    /// (a token without `iat` is not measured).
+    pub fn check_lifetime(&self, require_exp: bool, max_lifetime_secs: Option<u64>) -> Result<(), ClaimsError> {
         if (require_exp || max_lifetime_secs.is_some()) && self.exp == 0 {
             return Err(ClaimsError::Lifetime);
         }
         if let Some(max) = max_lifetime_secs {
-            let start = if self.iat != 0 { self.iat } else { now };
-            if self.exp.saturating_sub(start) > max {
+            if self.iat != 0 && self.exp.saturating_sub(self.iat) > max {
                 return Err(ClaimsError::Lifetime);
             }
         }
@@ -203,9 +203,10 @@ mod tests {
     fn registered_claim_types() {
         let ok = c(json!({"iss":"i","sub":"s","aud":["a","b"],"exp":10,"nbf":1,"iat":2.0})).unwrap();
         assert_eq!((ok.iss.as_str(), ok.aud.len(), ok.exp, ok.iat), ("i", 2, 10, 2));
+        assert_eq!(c(json!({"exp": 10.5})).unwrap().exp, 10, "truncated, as jwt_verify_lib");
         for bad in [
             json!({"exp":"10"}),
-            json!({"exp":1.5}),
+            json!({"exp":-1.5}),
             json!({"exp":-1}),
             json!({"exp":1e300}),
             json!({"nbf":true}),
@@ -238,14 +239,14 @@ mod tests {
     #[test]
     fn lifetime_rules() {
         let no_exp = c(json!({})).unwrap();
-        assert_eq!(no_exp.check_lifetime(0, false, None), Ok(()));
-        assert_eq!(no_exp.check_lifetime(0, true, None), Err(ClaimsError::Lifetime));
+        assert_eq!(no_exp.check_lifetime(false, None), Ok(()));
+        assert_eq!(no_exp.check_lifetime(true, None), Err(ClaimsError::Lifetime));
+        assert_eq!(no_exp.check_lifetime(false, Some(100)), Err(ClaimsError::Lifetime));
         let t = c(json!({"iat":100,"exp":400})).unwrap();
-        assert_eq!(t.check_lifetime(150, false, Some(300)), Ok(()));
-        assert_eq!(t.check_lifetime(150, false, Some(299)), Err(ClaimsError::Lifetime));
-        let no_iat = c(json!({"exp":400})).unwrap();
-        assert_eq!(no_iat.check_lifetime(300, false, Some(100)), Ok(()));
-        assert_eq!(no_iat.check_lifetime(299, false, Some(100)), Err(ClaimsError::Lifetime));
+        assert_eq!(t.check_lifetime(false, Some(300)), Ok(()));
+        assert_eq!(t.check_lifetime(false, Some(299)), Err(ClaimsError::Lifetime));
+        let no_iat = c(json!({"exp":400000})).unwrap();
+        assert_eq!(no_iat.check_lifetime(false, Some(100)), Ok(()), "not measured without iat, as Envoy");
     }
 
     #[test]

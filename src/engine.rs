@@ -167,9 +167,16 @@ fn finish(config: &Config, rule: &Rule, req: &Request, strip: Vec<String>, succe
     Decision::Allow { changes, verified }
 }
 
+/// Sets a header; a second token writing the same header appends `, value`,
+/// as Envoy's `addCopy` does for jwt_authn.
 fn set_header(changes: &mut HeaderChanges, name: &str, value: String) {
-    changes.set.retain(|(k, _)| k != name);
-    changes.set.push((name.to_string(), value));
+    match changes.set.iter_mut().find(|(k, _)| k == name) {
+        Some((_, v)) => {
+            v.push_str(", ");
+            v.push_str(&value);
+        }
+        None => changes.set.push((name.to_string(), value)),
+    }
 }
 
 /// Builds the local reply for a reason.
@@ -303,18 +310,27 @@ impl Flow<'_> {
                 Outcome::Pass(ok)
             }
             Requirement::Any { children, bypass } => {
-                let mut last = Outcome::Fail(Failure { reason: Reason::Missing, provider: None });
+                // As jwt_authn: the first child that passes wins; otherwise the
+                // last failure that is not "missing" is reported.
+                let mut last: Option<Failure> = None;
                 for c in children {
                     match self.requirement(c) {
                         Outcome::Pass(s) => return Outcome::Pass(s),
                         Outcome::Keys(p, c) => return Outcome::Keys(p, c),
-                        fail => last = fail,
+                        Outcome::Fail(f) => {
+                            if f.reason != Reason::Missing || last.is_none() {
+                                last = Some(f);
+                            }
+                        }
                     }
                 }
                 if let Some((kind, ids)) = bypass {
-                    return self.bypass(*kind, ids);
+                    match self.bypass(*kind, ids) {
+                        Outcome::Fail(f) if f.reason == Reason::Missing => {}
+                        other => return other,
+                    }
                 }
-                last
+                Outcome::Fail(last.unwrap_or(Failure { reason: Reason::Missing, provider: None }))
             }
             Requirement::Bypass(kind, ids) => self.bypass(*kind, ids),
         }
@@ -379,7 +395,7 @@ impl Flow<'_> {
         let now = self.ctx.now;
         let judge = |r: Result<(), ClaimsError>| r.map_err(|e| fail(claims_reason(&e), Some(id)));
         judge(claims.check_time(now, p.clock_skew_secs))?;
-        judge(claims.check_lifetime(now, p.require_expiration, p.max_lifetime.map(|d| d.as_secs())))?;
+        judge(claims.check_lifetime(p.require_expiration, p.max_lifetime.map(|d| d.as_secs())))?;
         judge(claims.check_subject(p.subjects.as_ref()))?;
         judge(claims.check_audience(audiences.unwrap_or(&p.audiences)))?;
 

@@ -7,8 +7,8 @@
 //! `scp` arrive readable. Claims are hostile: a value carrying CR, LF or NUL
 //! is never written into a header.
 
-use crate::b64;
 use crate::config::{ClaimFormat, ClaimToHeader};
+use base64::Engine as _;
 use serde_json::Value;
 
 /// Formats a JSON number the way jwt_authn's `convertClaimDoubleToString` does.
@@ -45,7 +45,10 @@ pub fn encode_claim(value: &Value, format: &ClaimFormat) -> Option<String> {
             parts.join(sep)
         }
         (Value::Object(_), ClaimFormat::Join(_)) => value.to_string(),
-        (Value::Array(_) | Value::Object(_), ClaimFormat::Envoy) => b64::encode(value.to_string().as_bytes()),
+        // Standard base64 with padding (not base64url), as Envoy 1.40 writes it.
+        (Value::Array(_) | Value::Object(_), ClaimFormat::Envoy) => {
+            base64::engine::general_purpose::STANDARD.encode(value.to_string().as_bytes())
+        }
         (v, _) => scalar(v)?,
     };
     if text.is_empty() || !is_safe_header_value(&text) {
@@ -95,8 +98,9 @@ mod tests {
         assert_eq!(encode_claim(&json!(-2), &e).as_deref(), Some("-2.000000"));
         assert_eq!(encode_claim(&json!(3.0), &e).as_deref(), Some("3"));
         assert_eq!(encode_claim(&json!(true), &e).as_deref(), Some("true"));
-        assert_eq!(encode_claim(&json!(["a", "b"]), &e).as_deref(), Some(b64::encode(br#"["a","b"]"#).as_str()));
-        assert_eq!(encode_claim(&json!({"k": 1}), &e).as_deref(), Some(b64::encode(br#"{"k":1}"#).as_str()));
+        assert_eq!(encode_claim(&json!(["admin", "dev"]), &e).as_deref(), Some("WyJhZG1pbiIsImRldiJd"));
+        assert_eq!(encode_claim(&json!(["x,y", "z"]), &e).as_deref(), Some("WyJ4LHkiLCJ6Il0="), "padded, as Envoy");
+        assert_eq!(encode_claim(&json!({"k": 1}), &e).as_deref(), Some("eyJrIjoxfQ=="));
         assert_eq!(encode_claim(&json!(""), &e), None);
         assert_eq!(encode_claim(&json!(null), &e), None);
     }

@@ -202,10 +202,7 @@ mod tests {
     #[test]
     fn parses_plain_json() {
         let v = parse(r#" {"a":[1,-2,3.5,true,null,"x\u00e9"],"b":{"c":{}}} "#).unwrap();
-        assert_eq!(
-            v,
-            json!({"a":[1,-2,3.5,true,null,"xé"],"b":{"c":{}}})
-        );
+        assert_eq!(v, json!({"a":[1,-2,3.5,true,null,"xé"],"b":{"c":{}}}));
         assert_eq!(parse("1").unwrap(), json!(1));
         assert_eq!(parse("\"s\"").unwrap(), json!("s"));
     }
@@ -296,7 +293,10 @@ mod tests {
             Err(JsonError::TooDeep)
         );
         let objs = r#"{"a":"#.repeat(100_000);
-        assert_eq!(parse_strict(objs.as_bytes(), usize::MAX), Err(JsonError::TooDeep));
+        assert_eq!(
+            parse_strict(objs.as_bytes(), usize::MAX),
+            Err(JsonError::TooDeep)
+        );
     }
 
     #[test]

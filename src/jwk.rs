@@ -427,7 +427,8 @@ pub fn parse_key_set_lenient(text: &str, opts: &JwksOptions) -> Result<KeySet, J
     if text.trim_start().starts_with("-----BEGIN") {
         return pem_key_set(text, opts);
     }
-    let doc = json::parse_object(text.as_bytes(), json::DEFAULT_MAX_DEPTH).map_err(JwkError::Json)?;
+    let doc =
+        json::parse_object(text.as_bytes(), json::DEFAULT_MAX_DEPTH).map_err(JwkError::Json)?;
     let mut set = KeySet::default();
     match doc.get("keys") {
         Some(Value::Array(entries)) => {
@@ -550,14 +551,18 @@ fn parse_jwk(obj: &Map<String, Value>, opts: &JwksOptions) -> Result<Jwk, KeySki
             let x = req_b64(obj, "x")?;
             let y = req_b64(obj, "y")?;
             let size = field_bytes(curve);
-            // RFC 7518 section 6.2.1.2: coordinates are full-length.
-            if x.len() != size || y.len() != size {
+            // RFC 7518 section 6.2.1.2 wants full-length coordinates, but
+            // some publishers strip leading zero bytes (jwt_verify_lib's own
+            // ES512 test key has a 65-byte `y`; it reads coordinates as
+            // integers). The value stays unambiguous, so shorter ones are
+            // left-padded; longer ones are refused.
+            if x.len() > size || y.len() > size {
                 return Err(KeySkipReason::Malformed);
             }
-            let mut sec1 = Vec::with_capacity(1 + 2 * size);
-            sec1.push(0x04);
-            sec1.extend_from_slice(&x);
-            sec1.extend_from_slice(&y);
+            let mut sec1 = vec![0u8; 1 + 2 * size];
+            sec1[0] = 0x04;
+            sec1[1 + size - x.len()..=size].copy_from_slice(&x);
+            sec1[1 + 2 * size - y.len()..].copy_from_slice(&y);
             KeyMaterial::new(ec_from_sec1(curve, &sec1)?)
         }
         "OKP" => {
@@ -645,8 +650,8 @@ fn rsa_from_parts(n: &[u8], e: &[u8]) -> Result<Material, KeySkipReason> {
         return Err(KeySkipReason::BadRsa);
     }
     let bits = n.bits();
-    let key = RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
-        .map_err(|_| KeySkipReason::BadRsa)?;
+    let key =
+        RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS).map_err(|_| KeySkipReason::BadRsa)?;
     Ok(Material::Rsa { key, bits })
 }
 
@@ -690,7 +695,9 @@ fn decode_pem(pem: &str) -> Result<(&str, Vec<u8>), JwkError> {
         return Err(bad("malformed begin line"));
     }
     let end = format!("-----END {label}-----");
-    let (body, after) = rest.split_once(&end).ok_or_else(|| bad("missing end line"))?;
+    let (body, after) = rest
+        .split_once(&end)
+        .ok_or_else(|| bad("missing end line"))?;
     if !after.trim().is_empty() {
         return Err(bad("data after end line"));
     }
@@ -868,7 +875,10 @@ mod tests {
     #[test]
     fn rsa_1024_skipped_unless_policy_allows() {
         let jwk = json!({"kty":"RSA","n":RSA1024_N,"e":"AQAB"});
-        assert_eq!(one(jwk.clone(), &opts()).unwrap_err(), KeySkipReason::WeakRsa);
+        assert_eq!(
+            one(jwk.clone(), &opts()).unwrap_err(),
+            KeySkipReason::WeakRsa
+        );
         let lax = JwksOptions {
             min_rsa_bits: 1024,
             ..opts()
@@ -937,23 +947,48 @@ mod tests {
             .unwrap_err(),
             KeySkipReason::NotOnCurve
         );
-        // P-256 coordinates under crv P-384: wrong length for that curve.
+        // P-256 coordinates under crv P-384: not a P-384 point.
         assert_eq!(
             one(json!({"kty":"EC","crv":"P-384","x":EC_X,"y":EC_Y}), &opts()).unwrap_err(),
+            KeySkipReason::NotOnCurve
+        );
+        // 48-byte coordinates under crv P-256: too long for that curve.
+        let x48 = b64::encode(&[1u8; 48]);
+        assert_eq!(
+            one(json!({"kty":"EC","crv":"P-256","x":x48,"y":x48}), &opts()).unwrap_err(),
             KeySkipReason::Malformed
         );
         assert_eq!(
-            one(json!({"kty":"EC","crv":"secp256k1","x":EC_X,"y":EC_Y}), &opts()).unwrap_err(),
+            one(
+                json!({"kty":"EC","crv":"secp256k1","x":EC_X,"y":EC_Y}),
+                &opts()
+            )
+            .unwrap_err(),
             KeySkipReason::WrongCurve
         );
         assert_eq!(
             one(json!({"kty":"EC","x":EC_X,"y":EC_Y}), &opts()).unwrap_err(),
             KeySkipReason::Malformed
         );
-        // Short (leading-zero-stripped) coordinate is refused.
+        // A coordinate with its leading zero byte stripped is left-padded
+        // (here the stripped byte was not zero, so the point moves off the
+        // curve); an over-long one is refused.
         let short_x = b64::encode(&b64::decode_strict(EC_X).unwrap()[1..]);
         assert_eq!(
-            one(json!({"kty":"EC","crv":"P-256","x":short_x,"y":EC_Y}), &opts()).unwrap_err(),
+            one(
+                json!({"kty":"EC","crv":"P-256","x":short_x,"y":EC_Y}),
+                &opts()
+            )
+            .unwrap_err(),
+            KeySkipReason::NotOnCurve
+        );
+        let long_x = b64::encode(&[&[0u8][..], &b64::decode_strict(EC_X).unwrap()].concat());
+        assert_eq!(
+            one(
+                json!({"kty":"EC","crv":"P-256","x":long_x,"y":EC_Y}),
+                &opts()
+            )
+            .unwrap_err(),
             KeySkipReason::Malformed
         );
         // Point at zero.
@@ -974,6 +1009,34 @@ mod tests {
     }
 
     #[test]
+    fn ec_coordinates_with_stripped_leading_zero_are_accepted() {
+        // Find (in a bounded search) a P-256 key whose x starts with 0x00.
+        let found = (1u32..=20_000).find_map(|i| {
+            let mut d = [0u8; 32];
+            d[28..].copy_from_slice(&i.to_be_bytes());
+            let sk = p256::ecdsa::SigningKey::from_slice(&d).ok()?;
+            let point = sk.verifying_key().to_encoded_point(false);
+            let (x, y) = (point.x()?.to_vec(), point.y()?.to_vec());
+            (x[0] == 0).then_some((x, y))
+        });
+        let (x, y) = found.expect("a key with a leading zero in x");
+        let full = one(
+            json!({"kty":"EC","crv":"P-256","x":b64::encode(&x),"y":b64::encode(&y)}),
+            &opts(),
+        )
+        .unwrap();
+        let stripped = one(
+            json!({"kty":"EC","crv":"P-256","x":b64::encode(&x[1..]),"y":b64::encode(&y)}),
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(
+            full.material.to_public_jwk(),
+            stripped.material.to_public_jwk()
+        );
+    }
+
+    #[test]
     fn okp_checks() {
         let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
         assert_eq!(
@@ -984,9 +1047,17 @@ mod tests {
             one(json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"}), &opts()).unwrap_err(),
             KeySkipReason::Malformed
         );
-        let k = one(json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"Ed25519"}), &opts()).unwrap();
+        let k = one(
+            json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"Ed25519"}),
+            &opts(),
+        )
+        .unwrap();
         assert!(k.usable_for(Alg::EdDsa));
-        let k = one(json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"EdDSA"}), &opts()).unwrap();
+        let k = one(
+            json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"EdDSA"}),
+            &opts(),
+        )
+        .unwrap();
         assert!(k.usable_for(Alg::EdDsa));
     }
 
@@ -1020,7 +1091,12 @@ mod tests {
             KeySkipReason::HmacTooShort
         );
         assert_eq!(
-            format!("{:?}", one(json!({"kty":"oct","k":k32}), &local()).unwrap().material),
+            format!(
+                "{:?}",
+                one(json!({"kty":"oct","k":k32}), &local())
+                    .unwrap()
+                    .material
+            ),
             r#"KeyMaterial { kty: "oct", bits: 256 }"#
         );
     }
@@ -1080,7 +1156,10 @@ mod tests {
         assert!(!dbg.contains("jpsQ"));
         assert!(!dbg.contains(EC_X));
         let exported = Value::Object(k.material.to_public_jwk().unwrap());
-        assert_eq!(exported, json!({"kty":"EC","crv":"P-256","x":EC_X,"y":EC_Y}));
+        assert_eq!(
+            exported,
+            json!({"kty":"EC","crv":"P-256","x":EC_X,"y":EC_Y})
+        );
     }
 
     #[test]
@@ -1118,7 +1197,10 @@ mod tests {
             Err(JwkError::Pem(_))
         ));
         let bad_b64 = pem.replacen('M', "*", 1);
-        assert!(matches!(KeyMaterial::from_pem(&bad_b64), Err(JwkError::Pem(_))));
+        assert!(matches!(
+            KeyMaterial::from_pem(&bad_b64),
+            Err(JwkError::Pem(_))
+        ));
         // DER with trailing garbage.
         let mut der = spki.as_bytes().to_vec();
         der.push(0);
@@ -1147,7 +1229,12 @@ mod tests {
         ed.extend(b64::decode_strict("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap());
         assert!(KeyMaterial::from_spki_der(&ed).unwrap().fits(Alg::EdDsa));
         let pem_ed = pem_wrap("PUBLIC KEY", &ed);
-        assert_eq!(parse_key_set(&pem_ed, &opts()).unwrap().keys[0].material.kty(), "OKP");
+        assert_eq!(
+            parse_key_set(&pem_ed, &opts()).unwrap().keys[0]
+                .material
+                .kty(),
+            "OKP"
+        );
     }
 
     #[test]

@@ -125,8 +125,8 @@ impl UntrustedJws {
         if header_b64.is_empty() {
             return Err(JwsError::Malformed("empty segment"));
         }
-        let header_bytes =
-            b64::decode_strict(header_b64).map_err(|_| JwsError::Malformed("bad base64 in header"))?;
+        let header_bytes = b64::decode_strict(header_b64)
+            .map_err(|_| JwsError::Malformed("bad base64 in header"))?;
         let header_json = json::parse_object(&header_bytes, json::DEFAULT_MAX_DEPTH)
             .map_err(|e| JwsError::Malformed(header_json_error(&e)))?;
         let header = parse_header(&header_json)?;
@@ -140,7 +140,11 @@ impl UntrustedJws {
         let signature = b64::decode_strict(signature_b64)
             .map_err(|_| JwsError::Malformed("bad base64 in signature"))?;
         let signing_len = header_b64.len() + 1 + payload_b64.len();
-        let signing_input = token.as_bytes().get(..signing_len).unwrap_or_default().to_vec();
+        let signing_input = token
+            .as_bytes()
+            .get(..signing_len)
+            .unwrap_or_default()
+            .to_vec();
         Ok(UntrustedJws {
             header,
             header_json,
@@ -214,8 +218,9 @@ fn optional_string(
 
 fn parse_header(header: &Map<String, Value>) -> Result<JoseHeader, JwsError> {
     let alg = match header.get("alg") {
-        Some(Value::String(name)) => Alg::from_name(name)
-            .ok_or_else(|| JwsError::AlgNotAllowed(name.chars().take(MAX_REPORTED_ALG).collect()))?,
+        Some(Value::String(name)) => Alg::from_name(name).ok_or_else(|| {
+            JwsError::AlgNotAllowed(name.chars().take(MAX_REPORTED_ALG).collect())
+        })?,
         // Missing or not a string: there is no algorithm we could allow.
         _ => return Err(JwsError::AlgNotAllowed(String::new())),
     };
@@ -225,7 +230,10 @@ fn parse_header(header: &Map<String, Value>) -> Result<JoseHeader, JwsError> {
     let kid = optional_string(header, "kid", "kid is not a string")?;
     let typ = optional_string(header, "typ", "typ is not a string")?;
     let cty = optional_string(header, "cty", "cty is not a string")?;
-    if cty.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("JWT")) {
+    if cty
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("JWT"))
+    {
         return Err(JwsError::NestedJwt);
     }
     Ok(JoseHeader { alg, kid, typ, cty })
@@ -235,7 +243,12 @@ fn parse_header(header: &Map<String, Value>) -> Result<JoseHeader, JwsError> {
 /// when the key does not fit the algorithm. ECDSA signatures must be raw
 /// `r || s` of exactly twice the field size (DER is rejected); RSA signatures
 /// must be exactly the modulus length.
-pub fn verify_signature(alg: Alg, key: &KeyMaterial, signing_input: &[u8], signature: &[u8]) -> bool {
+pub fn verify_signature(
+    alg: Alg,
+    key: &KeyMaterial,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> bool {
     if !key.fits(alg) {
         return false;
     }
@@ -260,15 +273,24 @@ pub fn verify_signature(alg: Alg, key: &KeyMaterial, signing_input: &[u8], signa
         (Material::P384(k), Alg::Es384) => run(&Es384, k, signing_input, signature),
         (Material::P521(k), Alg::Es512) => run(&Es512, k, signing_input, signature),
         (Material::Ed25519(k), Alg::EdDsa) => run(&Ed25519, k, signing_input, signature),
-        (Material::Oct(secret), Alg::Hs256) => {
-            run(&Hs256, &Hs256Key::new(&secret[..]), signing_input, signature)
-        }
-        (Material::Oct(secret), Alg::Hs384) => {
-            run(&Hs384, &Hs384Key::new(&secret[..]), signing_input, signature)
-        }
-        (Material::Oct(secret), Alg::Hs512) => {
-            run(&Hs512, &Hs512Key::new(&secret[..]), signing_input, signature)
-        }
+        (Material::Oct(secret), Alg::Hs256) => run(
+            &Hs256,
+            &Hs256Key::new(&secret[..]),
+            signing_input,
+            signature,
+        ),
+        (Material::Oct(secret), Alg::Hs384) => run(
+            &Hs384,
+            &Hs384Key::new(&secret[..]),
+            signing_input,
+            signature,
+        ),
+        (Material::Oct(secret), Alg::Hs512) => run(
+            &Hs512,
+            &Hs512Key::new(&secret[..]),
+            signing_input,
+            signature,
+        ),
         _ => false,
     }
 }
@@ -302,7 +324,9 @@ mod tests {
             "../testdata/conformance/rfc7520/jwk/3_4.rsa_private_key.json"
         ))
         .unwrap();
-        let n = |m: &str| rsa::BigUint::from_bytes_be(&b64::decode_strict(jwk[m].as_str().unwrap()).unwrap());
+        let n = |m: &str| {
+            rsa::BigUint::from_bytes_be(&b64::decode_strict(jwk[m].as_str().unwrap()).unwrap())
+        };
         RsaPrivateKey::from_components(n("n"), n("e"), n("d"), vec![n("p"), n("q")]).unwrap()
     }
 
@@ -333,7 +357,13 @@ mod tests {
 
     fn rsa_jwk(extra: Value) -> Value {
         let pk = rfc7520_rsa().to_public_key();
-        public_jwk(Material::Rsa { key: pk, bits: 2048 }, extra)
+        public_jwk(
+            Material::Rsa {
+                key: pk,
+                bits: 2048,
+            },
+            extra,
+        )
     }
 
     fn key_set(keys: Vec<Value>, allow_hmac: bool) -> KeySet {
@@ -349,9 +379,18 @@ mod tests {
         key_set(
             vec![
                 rsa_jwk(json!({"kid":"rsa"})),
-                public_jwk(Material::P256(*p256_sk().verifying_key()), json!({"kid":"p256"})),
-                public_jwk(Material::P384(*p384_sk().verifying_key()), json!({"kid":"p384"})),
-                public_jwk(Material::P521(p521::ecdsa::VerifyingKey::from(&p521_sk())), json!({"kid":"p521"})),
+                public_jwk(
+                    Material::P256(*p256_sk().verifying_key()),
+                    json!({"kid":"p256"}),
+                ),
+                public_jwk(
+                    Material::P384(*p384_sk().verifying_key()),
+                    json!({"kid":"p384"}),
+                ),
+                public_jwk(
+                    Material::P521(p521::ecdsa::VerifyingKey::from(&p521_sk())),
+                    json!({"kid":"p521"}),
+                ),
                 public_jwk(Material::Ed25519(ed_kp().pk), json!({"kid":"ed"})),
                 json!({"kty":"oct","k":b64::encode(&HMAC),"kid":"hmac"}),
             ],
@@ -372,9 +411,18 @@ mod tests {
             Alg::Es384 => Es384.sign(&p384_sk(), input).as_bytes().into_owned(),
             Alg::Es512 => Es512.sign(&p521_sk(), input).as_bytes().into_owned(),
             Alg::EdDsa => Ed25519.sign(&ed_kp().sk, input).as_bytes().into_owned(),
-            Alg::Hs256 => Hs256.sign(&Hs256Key::new(HMAC), input).as_bytes().into_owned(),
-            Alg::Hs384 => Hs384.sign(&Hs384Key::new(HMAC), input).as_bytes().into_owned(),
-            Alg::Hs512 => Hs512.sign(&Hs512Key::new(HMAC), input).as_bytes().into_owned(),
+            Alg::Hs256 => Hs256
+                .sign(&Hs256Key::new(HMAC), input)
+                .as_bytes()
+                .into_owned(),
+            Alg::Hs384 => Hs384
+                .sign(&Hs384Key::new(HMAC), input)
+                .as_bytes()
+                .into_owned(),
+            Alg::Hs512 => Hs512
+                .sign(&Hs512Key::new(HMAC), input)
+                .as_bytes()
+                .into_owned(),
         }
     }
 
@@ -397,7 +445,9 @@ mod tests {
     }
 
     fn check(token: &str, keys: &KeySet) -> Result<Vec<u8>, JwsError> {
-        UntrustedJws::parse(token, MAX)?.verify(keys).map(<[u8]>::to_vec)
+        UntrustedJws::parse(token, MAX)?
+            .verify(keys)
+            .map(<[u8]>::to_vec)
     }
 
     fn tamper_last_segment(token: &str) -> String {
@@ -414,7 +464,11 @@ mod tests {
         for alg in Alg::ALL {
             let t = token(alg, None, br#"{"sub":"x"}"#);
             assert_eq!(check(&t, &keys).unwrap(), br#"{"sub":"x"}"#, "{alg}");
-            assert_eq!(check(&tamper_last_segment(&t), &keys), Err(JwsError::BadSignature), "{alg}");
+            assert_eq!(
+                check(&tamper_last_segment(&t), &keys),
+                Err(JwsError::BadSignature),
+                "{alg}"
+            );
             // Payload swapped under the same signature.
             let (h, rest) = t.split_once('.').unwrap();
             let (_, s) = rest.split_once('.').unwrap();
@@ -422,7 +476,9 @@ mod tests {
             assert_eq!(check(&swapped, &keys), Err(JwsError::BadSignature), "{alg}");
             // With the right kid too.
             let kid = match alg {
-                Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512 => "rsa",
+                Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512 => {
+                    "rsa"
+                }
                 Alg::Es256 => "p256",
                 Alg::Es384 => "p384",
                 Alg::Es512 => "p521",
@@ -494,13 +550,21 @@ mod tests {
             .unwrap();
             for secret in &secrets {
                 let t = token_with(&json!({"alg":"HS256"}), b"{}", |i| {
-                    Hs256.sign(&Hs256Key::new(secret), i).as_bytes().into_owned()
+                    Hs256
+                        .sign(&Hs256Key::new(secret), i)
+                        .as_bytes()
+                        .into_owned()
                 });
                 for set in [&rsa_set, &ec_set, &pem_set] {
                     assert_eq!(check(&t, set), Err(JwsError::KeyNotFound));
                     for key in &set.keys {
                         let u = UntrustedJws::parse(&t, MAX).unwrap();
-                        assert!(!verify_signature(Alg::Hs256, &key.material, &u.signing_input, &u.signature));
+                        assert!(!verify_signature(
+                            Alg::Hs256,
+                            &key.material,
+                            &u.signing_input,
+                            &u.signature
+                        ));
                     }
                 }
             }
@@ -518,19 +582,36 @@ mod tests {
             );
             assert_eq!(check(&t, &keys), Err(JwsError::AlgNotAllowed(name.into())));
             let with_sig = format!("{t}AAAA");
-            assert_eq!(check(&with_sig, &keys), Err(JwsError::AlgNotAllowed(name.into())));
+            assert_eq!(
+                check(&with_sig, &keys),
+                Err(JwsError::AlgNotAllowed(name.into()))
+            );
         }
-        for header in [json!({}), json!({"alg": null}), json!({"alg": 256}), json!({"alg": ["RS256"]})] {
+        for header in [
+            json!({}),
+            json!({"alg": null}),
+            json!({"alg": 256}),
+            json!({"alg": ["RS256"]}),
+        ] {
             let t = format!("{}.e30.AAAA", b64::encode(header.to_string().as_bytes()));
-            assert_eq!(check(&t, &keys), Err(JwsError::AlgNotAllowed(String::new())));
+            assert_eq!(
+                check(&t, &keys),
+                Err(JwsError::AlgNotAllowed(String::new()))
+            );
         }
         let long = "X".repeat(500);
-        let t = format!("{}.e30.AAAA", b64::encode(json!({"alg": long}).to_string().as_bytes()));
+        let t = format!(
+            "{}.e30.AAAA",
+            b64::encode(json!({"alg": long}).to_string().as_bytes())
+        );
         match check(&t, &keys) {
             Err(JwsError::AlgNotAllowed(n)) => assert_eq!(n.len(), 32),
             other => panic!("{other:?}"),
         }
-        assert_eq!(JwsError::AlgNotAllowed("none".into()).code(), "alg_not_allowed");
+        assert_eq!(
+            JwsError::AlgNotAllowed("none".into()).code(),
+            "alg_not_allowed"
+        );
     }
 
     #[test]
@@ -544,21 +625,35 @@ mod tests {
             String::new(),
         ] {
             let t = token(Alg::Es256, Some(&kid), b"{}");
-            assert_eq!(check(&t, &keys), Err(JwsError::KeyNotFound), "{}", kid.len().min(40));
+            assert_eq!(
+                check(&t, &keys),
+                Err(JwsError::KeyNotFound),
+                "{}",
+                kid.len().min(40)
+            );
         }
-        let t = token_with(&json!({"alg":"ES256","kid":7}), b"{}", |i| sign(Alg::Es256, i));
-        assert_eq!(check(&t, &keys), Err(JwsError::Malformed("kid is not a string")));
+        let t = token_with(&json!({"alg":"ES256","kid":7}), b"{}", |i| {
+            sign(Alg::Es256, i)
+        });
+        assert_eq!(
+            check(&t, &keys),
+            Err(JwsError::Malformed("kid is not a string"))
+        );
     }
 
     #[test]
     fn crit_and_nested_are_refused() {
         let keys = all_keys();
         for crit in [json!(["exp"]), json!([]), json!("b64"), json!(null)] {
-            let t = token_with(&json!({"alg":"ES256","crit":crit}), b"{}", |i| sign(Alg::Es256, i));
+            let t = token_with(&json!({"alg":"ES256","crit":crit}), b"{}", |i| {
+                sign(Alg::Es256, i)
+            });
             assert_eq!(check(&t, &keys), Err(JwsError::CritUnsupported));
         }
         for cty in ["JWT", "jwt", "Jwt"] {
-            let t = token_with(&json!({"alg":"ES256","cty":cty}), b"{}", |i| sign(Alg::Es256, i));
+            let t = token_with(&json!({"alg":"ES256","cty":cty}), b"{}", |i| {
+                sign(Alg::Es256, i)
+            });
             assert_eq!(check(&t, &keys), Err(JwsError::NestedJwt));
             assert_eq!(JwsError::NestedJwt.code(), "malformed");
         }
@@ -570,7 +665,9 @@ mod tests {
         let attacker = p256::ecdsa::SigningKey::from_slice(&[0x77; 32]).unwrap();
         let jwk = public_jwk(Material::P256(*attacker.verifying_key()), json!({}));
         let h = json!({"alg":"ES256","jwk":jwk,"jku":"http://127.0.0.1/k","x5u":"http://127.0.0.1/c","x5c":["AAAA"]});
-        let t = token_with(&h, b"{}", |i| Es256.sign(&attacker, i).as_bytes().into_owned());
+        let t = token_with(&h, b"{}", |i| {
+            Es256.sign(&attacker, i).as_bytes().into_owned()
+        });
         assert_eq!(check(&t, &all_keys()), Err(JwsError::BadSignature));
     }
 
@@ -578,14 +675,30 @@ mod tests {
     fn duplicate_header_members_are_malformed() {
         let header = r#"{"alg":"ES256","alg":"none"}"#;
         let t = format!("{}.e30.AAAA", b64::encode(header.as_bytes()));
-        assert_eq!(check(&t, &all_keys()), Err(JwsError::Malformed("duplicate member in header")));
+        assert_eq!(
+            check(&t, &all_keys()),
+            Err(JwsError::Malformed("duplicate member in header"))
+        );
         let t = format!("{}.e30.AAAA", b64::encode(b"[1]"));
-        assert_eq!(check(&t, &all_keys()), Err(JwsError::Malformed("header is not a json object")));
+        assert_eq!(
+            check(&t, &all_keys()),
+            Err(JwsError::Malformed("header is not a json object"))
+        );
         let t = format!("{}.e30.AAAA", b64::encode(br#"{"alg":"ES256",}"#));
-        assert_eq!(check(&t, &all_keys()), Err(JwsError::Malformed("header is not valid json")));
-        let deep = format!(r#"{{"alg":"ES256","x":{}{}}}"#, "[".repeat(100), "]".repeat(100));
+        assert_eq!(
+            check(&t, &all_keys()),
+            Err(JwsError::Malformed("header is not valid json"))
+        );
+        let deep = format!(
+            r#"{{"alg":"ES256","x":{}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
         let t = format!("{}.e30.AAAA", b64::encode(deep.as_bytes()));
-        assert_eq!(check(&t, &all_keys()), Err(JwsError::Malformed("header nested too deeply")));
+        assert_eq!(
+            check(&t, &all_keys()),
+            Err(JwsError::Malformed("header nested too deeply"))
+        );
     }
 
     #[test]
@@ -600,7 +713,12 @@ mod tests {
             format!("{}.{}==.{}", parts[0], parts[1], parts[2]),
             format!("{}.{}.{}=", parts[0], parts[1], parts[2]),
             // Standard alphabet.
-            format!("{}.{}.{}", parts[0], parts[1], parts[2].replace(['-', '_'], "+")),
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                parts[1],
+                parts[2].replace(['-', '_'], "+")
+            ),
             format!("{}.{}.{}", parts[0].replace('e', "/"), parts[1], parts[2]),
             // Whitespace anywhere, trailing data.
             format!("{} .{}.{}", parts[0], parts[1], parts[2]),
@@ -610,12 +728,18 @@ mod tests {
             format!("{}.{}.{}x", parts[0], parts[1], parts[2]),
         ];
         for v in &variants {
-            assert!(matches!(check(v, &keys), Err(JwsError::Malformed(_))), "{v}");
+            assert!(
+                matches!(check(v, &keys), Err(JwsError::Malformed(_))),
+                "{v}"
+            );
         }
         // Non-zero trailing bits: "e30" is "{}"; "e31" decodes to the same
         // bytes in a lenient decoder.
         let t = format!("{}.e31.{}", parts[0], parts[2]);
-        assert_eq!(check(&t, &keys), Err(JwsError::Malformed("bad base64 in payload")));
+        assert_eq!(
+            check(&t, &keys),
+            Err(JwsError::Malformed("bad base64 in payload"))
+        );
         // ES256 signature is 64 bytes = 86 chars, last char carries 2 spare bits.
         let mut sig = parts[2].to_string();
         let last = sig.pop().unwrap();
@@ -623,9 +747,13 @@ mod tests {
             .iter()
             .position(|c| *c as char == last)
             .unwrap();
-        let alt = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[idx | 1] as char;
+        let alt =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[idx | 1] as char;
         let t = format!("{}.{}.{sig}{alt}", parts[0], parts[1]);
-        assert_eq!(check(&t, &keys), Err(JwsError::Malformed("bad base64 in signature")));
+        assert_eq!(
+            check(&t, &keys),
+            Err(JwsError::Malformed("bad base64 in signature"))
+        );
     }
 
     #[test]
@@ -640,7 +768,10 @@ mod tests {
             (format!("{h}.{p}.{s}.{s}"), "expected three segments"),
             (format!("{h}.{p}.{s}."), "expected three segments"),
             (format!("{h}.{p}.{s}.{s}.{s}"), "jwe not supported"),
-            (format!("{h}.{p}.{s}.{s}.{s}.{s}"), "expected three segments"),
+            (
+                format!("{h}.{p}.{s}.{s}.{s}.{s}"),
+                "expected three segments",
+            ),
             (".".repeat(5000), "expected three segments"),
             (format!(".{p}.{s}"), "empty segment"),
             (format!("{h}..{s}"), "empty segment"),
@@ -661,7 +792,10 @@ mod tests {
             JwsError::TooLarge
         );
         let garbage = "!".repeat(100_000);
-        assert_eq!(UntrustedJws::parse(&garbage, MAX).unwrap_err(), JwsError::TooLarge);
+        assert_eq!(
+            UntrustedJws::parse(&garbage, MAX).unwrap_err(),
+            JwsError::TooLarge
+        );
         assert_eq!(JwsError::TooLarge.code(), "too_large");
     }
 
@@ -680,10 +814,10 @@ mod tests {
             let u = UntrustedJws::parse(&good, MAX).unwrap();
             let (r, s) = u.signature.split_at(size);
             let bad_sigs = vec![
-                vec![0u8; 2 * size],               // psychic signature r = s = 0
-                [n.clone(), n.clone()].concat(),   // r = s = n
-                [r.to_vec(), n.clone()].concat(),  // s = n
-                [n.clone(), s.to_vec()].concat(),  // r = n
+                vec![0u8; 2 * size],              // psychic signature r = s = 0
+                [n.clone(), n.clone()].concat(),  // r = s = n
+                [r.to_vec(), n.clone()].concat(), // s = n
+                [n.clone(), s.to_vec()].concat(), // r = n
                 [vec![0u8; size], s.to_vec()].concat(),
                 [r.to_vec(), vec![0u8; size]].concat(),
                 u.signature[..2 * size - 1].to_vec(),
@@ -691,10 +825,19 @@ mod tests {
                 der_signature(r, s),
             ];
             for sig in bad_sigs {
-                let t = format!("{}.{}", std::str::from_utf8(&u.signing_input).unwrap(), b64::encode(&sig));
+                let t = format!(
+                    "{}.{}",
+                    std::str::from_utf8(&u.signing_input).unwrap(),
+                    b64::encode(&sig)
+                );
                 assert_eq!(check(&t, &keys), Err(JwsError::BadSignature), "{alg}");
                 for key in &keys.keys {
-                    assert!(!verify_signature(alg, &key.material, &u.signing_input, &sig));
+                    assert!(!verify_signature(
+                        alg,
+                        &key.material,
+                        &u.signing_input,
+                        &sig
+                    ));
                 }
             }
         }
@@ -720,22 +863,40 @@ mod tests {
     #[test]
     fn key_selection_rules() {
         let rsa_a = rsa_jwk(json!({"kid":"a","alg":"RS256"}));
-        let ec = public_jwk(Material::P256(*p256_sk().verifying_key()), json!({"kid":"a"}));
+        let ec = public_jwk(
+            Material::P256(*p256_sk().verifying_key()),
+            json!({"kid":"a"}),
+        );
         // RSA key + ES256 token with the same kid: the EC key is the candidate.
         let keys = key_set(vec![rsa_a.clone(), ec], false);
         assert!(check(&token(Alg::Es256, Some("a"), b"{}"), &keys).is_ok());
         // RSA-only set and an ES256 token: no candidate at all.
         let rsa_only = key_set(vec![rsa_a], false);
-        assert_eq!(check(&token(Alg::Es256, Some("a"), b"{}"), &rsa_only), Err(JwsError::KeyNotFound));
+        assert_eq!(
+            check(&token(Alg::Es256, Some("a"), b"{}"), &rsa_only),
+            Err(JwsError::KeyNotFound)
+        );
         // Key pinned to RS256 does not serve PS256.
-        assert_eq!(check(&token(Alg::Ps256, Some("a"), b"{}"), &rsa_only), Err(JwsError::KeyNotFound));
+        assert_eq!(
+            check(&token(Alg::Ps256, Some("a"), b"{}"), &rsa_only),
+            Err(JwsError::KeyNotFound)
+        );
         // A key without kid serves any token kid.
         let no_kid = key_set(vec![rsa_jwk(json!({}))], false);
         assert!(check(&token(Alg::Ps512, Some("zzz"), b"{}"), &no_kid).is_ok());
         // Wrong key of the right type: bad signature.
         let other_ec = p256::ecdsa::SigningKey::from_slice(&[0x55; 32]).unwrap();
-        let other = key_set(vec![public_jwk(Material::P256(*other_ec.verifying_key()), json!({}))], false);
-        assert_eq!(check(&token(Alg::Es256, None, b"{}"), &other), Err(JwsError::BadSignature));
+        let other = key_set(
+            vec![public_jwk(
+                Material::P256(*other_ec.verifying_key()),
+                json!({}),
+            )],
+            false,
+        );
+        assert_eq!(
+            check(&token(Alg::Es256, None, b"{}"), &other),
+            Err(JwsError::BadSignature)
+        );
         // A later key verifies after an earlier one failed.
         let both = key_set(
             vec![
@@ -746,27 +907,47 @@ mod tests {
         );
         assert!(check(&token(Alg::Es256, None, b"{}"), &both).is_ok());
         // An empty set finds nothing.
-        assert_eq!(check(&token(Alg::Es256, None, b"{}"), &KeySet::default()), Err(JwsError::KeyNotFound));
+        assert_eq!(
+            check(&token(Alg::Es256, None, b"{}"), &KeySet::default()),
+            Err(JwsError::KeyNotFound)
+        );
     }
 
     #[test]
     fn hmac_key_length_per_alg() {
         let k32 = [0x11u8; 32];
         let keys = key_set(vec![json!({"kty":"oct","k":b64::encode(&k32)})], true);
-        let t256 = token_with(&json!({"alg":"HS256"}), b"{}", |i| Hs256.sign(&Hs256Key::new(k32), i).as_bytes().into_owned());
+        let t256 = token_with(&json!({"alg":"HS256"}), b"{}", |i| {
+            Hs256.sign(&Hs256Key::new(k32), i).as_bytes().into_owned()
+        });
         assert!(check(&t256, &keys).is_ok());
         // HS512 with the same 32-byte secret: the key does not qualify.
-        let t512 = token_with(&json!({"alg":"HS512"}), b"{}", |i| Hs512.sign(&Hs512Key::new(k32), i).as_bytes().into_owned());
+        let t512 = token_with(&json!({"alg":"HS512"}), b"{}", |i| {
+            Hs512.sign(&Hs512Key::new(k32), i).as_bytes().into_owned()
+        });
         assert_eq!(check(&t512, &keys), Err(JwsError::KeyNotFound));
         // Truncated MAC.
         let u = UntrustedJws::parse(&t256, MAX).unwrap();
-        assert!(!verify_signature(Alg::Hs256, &keys.keys[0].material, &u.signing_input, &u.signature[..16]));
-        assert!(verify_signature(Alg::Hs256, &keys.keys[0].material, &u.signing_input, &u.signature));
+        assert!(!verify_signature(
+            Alg::Hs256,
+            &keys.keys[0].material,
+            &u.signing_input,
+            &u.signature[..16]
+        ));
+        assert!(verify_signature(
+            Alg::Hs256,
+            &keys.keys[0].material,
+            &u.signing_input,
+            &u.signature
+        ));
     }
 
     #[test]
     fn messages_do_not_leak_token_content() {
-        let t = format!("{}.c2VjcmV0.AAAA", b64::encode(br#"{"alg":"ES256","crit":["secret"]}"#));
+        let t = format!(
+            "{}.c2VjcmV0.AAAA",
+            b64::encode(br#"{"alg":"ES256","crit":["secret"]}"#)
+        );
         let err = check(&t, &all_keys()).unwrap_err();
         assert!(!err.to_string().contains("secret"));
     }

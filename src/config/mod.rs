@@ -123,6 +123,8 @@ pub struct Provider {
     pub clock_skew_secs: u64,
     /// Filter-state name for the verified payload (jwt_authn's `payload_in_metadata`).
     pub payload_in_metadata: Option<String>,
+    /// Extension: claims published one by one as filter state (`wasm.<name>`).
+    pub claim_to_filter_state: Vec<ClaimToHeader>,
 }
 
 /// Key source: pluggable, so the verification path does not care where keys live.
@@ -569,28 +571,17 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
         if !is_header_name(&c.header_name) {
             return Err(ConfigError::new(&format!("{cpath}.header_name"), format!("invalid header name {:?}", truncate(&c.header_name))));
         }
-        if c.claim_name.is_empty() || c.claim_name.split('.').any(str::is_empty) {
-            return Err(ConfigError::new(&format!("{cpath}.claim_name"), format!("invalid claim name {:?}", truncate(&c.claim_name))));
-        }
-        let format = match c.extensions.format.as_deref() {
-            None | Some("envoy") => {
-                if c.extensions.separator.is_some() {
-                    return Err(ConfigError::new(&format!("{cpath}.extensions.separator"), "only applies to format \"join\""));
-                }
-                ClaimFormat::Envoy
-            }
-            Some("join") => {
-                let sep = c.extensions.separator.clone().unwrap_or_else(|| ",".into());
-                if sep.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) || sep.len() > 8 {
-                    return Err(ConfigError::new(&format!("{cpath}.extensions.separator"), "must be at most 8 characters without CR, LF or NUL"));
-                }
-                ClaimFormat::Join(sep)
-            }
-            Some(other) => {
-                return Err(ConfigError::new(&format!("{cpath}.extensions.format"), format!("unknown format {:?} (expected \"envoy\" or \"join\")", truncate(other))))
-            }
-        };
+        let format = claim_format(&c.claim_name, &c.extensions, &cpath)?;
         claim_to_headers.push(ClaimToHeader { header_name: c.header_name.to_ascii_lowercase(), claim_name: c.claim_name.clone(), format });
+    }
+    let mut claim_to_filter_state = Vec::new();
+    for (i, c) in ext.claim_to_filter_state.iter().enumerate() {
+        let cpath = format!("{path}.extensions.claim_to_filter_state[{i}]");
+        if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+            return Err(ConfigError::new(&format!("{cpath}.name"), format!("invalid filter state name {:?} (letters, digits, '_', '.', '-')", truncate(&c.name))));
+        }
+        let format = claim_format(&c.claim_name, &c.extensions, &cpath)?;
+        claim_to_filter_state.push(ClaimToHeader { header_name: c.name.clone(), claim_name: c.claim_name.clone(), format });
     }
 
     let clock_skew_secs = match p.clock_skew_seconds {
@@ -623,7 +614,31 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
         claim_to_headers,
         clock_skew_secs,
         payload_in_metadata: (!p.payload_in_metadata.is_empty()).then(|| p.payload_in_metadata.clone()),
+        claim_to_filter_state,
     })
+}
+
+/// Validates a claim path and its (extension) output format.
+fn claim_format(claim_name: &str, ext: &RawClaimHeaderExtensions, cpath: &str) -> Result<ClaimFormat, ConfigError> {
+    if claim_name.is_empty() || claim_name.split('.').any(str::is_empty) {
+        return Err(ConfigError::new(&format!("{cpath}.claim_name"), format!("invalid claim name {:?}", truncate(claim_name))));
+    }
+    match ext.format.as_deref() {
+        None | Some("envoy") => {
+            if ext.separator.is_some() {
+                return Err(ConfigError::new(&format!("{cpath}.extensions.separator"), "only applies to format \"join\""));
+            }
+            Ok(ClaimFormat::Envoy)
+        }
+        Some("join") => {
+            let sep = ext.separator.clone().unwrap_or_else(|| ",".into());
+            if sep.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) || sep.len() > 8 {
+                return Err(ConfigError::new(&format!("{cpath}.extensions.separator"), "must be at most 8 characters without CR, LF or NUL"));
+            }
+            Ok(ClaimFormat::Join(sep))
+        }
+        Some(other) => Err(ConfigError::new(&format!("{cpath}.extensions.format"), format!("unknown format {:?} (expected \"envoy\" or \"join\")", truncate(other)))),
+    }
 }
 
 fn nonzero_or(d: Option<duration::ProtoDuration>, default: Duration) -> Duration {

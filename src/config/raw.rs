@@ -100,6 +100,20 @@ pub(crate) struct RawProviderExtensions {
     pub min_rsa_bits: Option<u32>,
     /// Find the JWKS through `<issuer>/.well-known/openid-configuration`.
     pub oidc_discovery: Option<RawOidcDiscovery>,
+    /// Claims published as filter state (`wasm.<name>`) for RBAC and access logs.
+    #[serde(default)]
+    pub claim_to_filter_state: Vec<RawClaimToFilterState>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClaimToFilterState {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub claim_name: String,
+    #[serde(default)]
+    pub extensions: RawClaimHeaderExtensions,
 }
 
 #[derive(Debug, Deserialize)]
