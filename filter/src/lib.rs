@@ -1,27 +1,26 @@
-//! proxy-wasm shell (placeholder until the core lands).
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+//! jwt-authn-wasm: the proxy-wasm shell.
+//!
+//! The only code that talks to Envoy. It reads the plugin configuration once
+//! (`root`), copies each request's headers into the core's `Request` and
+//! carries out the core's `Decision` (`http`), runs the JWKS fetches with
+//! callouts and keeps the per-VM view of the shared key cache (`keys`), and
+//! exposes counters (`metrics`). All deciding happens in the `jwt_authn` core.
+
+mod apply;
+mod host;
+mod http;
+mod keys;
+mod metrics;
+mod root;
+
+use proxy_wasm::traits::RootContext;
+use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
+    // Also installs the SDK's panic hook, so a panic (which must not happen)
+    // is at least logged before the VM aborts.
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(root::Root::new(context_id))
+    });
 }}
-
-struct Root;
-impl Context for Root {}
-impl RootContext for Root {
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http))
-    }
-}
-struct Http;
-impl Context for Http {}
-impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        self.set_http_request_header("x-jwt-authn-placeholder", Some("1"));
-        Action::Continue
-    }
-}

@@ -1,0 +1,356 @@
+//! Remote keys for one VM: a view of the shared cache record, the parsed key
+//! set it points to, and the callouts this VM runs when it holds the lease.
+//!
+//! Shared data keys (per provider, hashed with the provider's remote settings
+//! so two plugins sharing a VM never mix their keys):
+//! `jwt_authn_wasm.v1.<hash>.state` (a `CacheState` record, CAS-updated) and
+//! `jwt_authn_wasm.v1.<hash>.jwks` (the last good JWKS body).
+
+use crate::host;
+use crate::metrics::{self, Metrics};
+use jwt_authn::config::{Config, HttpTarget, KeySource, ProviderId, RemoteJwks, RemoteTarget};
+use jwt_authn::engine::{KeyStore, RemoteKeys};
+use jwt_authn::jwk::{self, KeySet};
+use jwt_authn::jwks_cache::{CacheState, Freshness};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, Status};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which document a callout is fetching.
+#[derive(Debug, Clone)]
+enum Stage {
+    Discovery,
+    Jwks { uri: String, discovered: bool },
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    token: u32,
+    stage: Stage,
+}
+
+/// One remote provider as this VM sees it.
+#[derive(Debug)]
+pub struct RemoteProvider {
+    /// Provider name (logs, metrics).
+    pub name: String,
+    /// Its settings.
+    pub cfg: RemoteJwks,
+    state_key: String,
+    body_key: String,
+    /// Last record read from shared data.
+    pub view: CacheState,
+    keys: Option<Arc<KeySet>>,
+    in_flight: Option<InFlight>,
+    stale_logged: bool,
+}
+
+/// All remote providers of one plugin, indexed by `ProviderId`.
+#[derive(Debug, Default)]
+pub struct Keys {
+    providers: Vec<Option<RemoteProvider>>,
+}
+
+/// FNV-1a, to give shared-data keys a stable, config-dependent name.
+fn fnv(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn target_uri(t: &RemoteTarget) -> &str {
+    match t {
+        RemoteTarget::Jwks(h) | RemoteTarget::Discovery(h) => &h.uri,
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads and CAS-updates a state record; `f` returns `None` to leave it alone.
+fn update_state(key: &str, f: impl Fn(&CacheState) -> Option<CacheState>) -> Option<CacheState> {
+    for _ in 0..8 {
+        let (bytes, cas) = host::shared_get(key);
+        if cas.is_none() {
+            // First writer creates the record; a racing creator writes the same default.
+            let _ = host::shared_set(key, &CacheState::default().to_bytes(), None);
+            continue;
+        }
+        let cur = CacheState::from_bytes(bytes.as_deref());
+        let next = f(&cur)?;
+        match host::shared_set(key, &next.to_bytes(), cas) {
+            Ok(()) => return Some(next),
+            Err(Status::CasMismatch) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+impl Keys {
+    /// Sets up the remote providers of a config.
+    pub fn new(config: &Config, metrics: &mut Metrics) -> Keys {
+        let providers = config
+            .providers
+            .iter()
+            .enumerate()
+            .map(|(id, p)| match &p.keys {
+                KeySource::Remote(r) => {
+                    metrics.add_provider(id, &p.name);
+                    let h = fnv(&[&p.name, target_uri(&r.target), &r.cluster, &format!("{:?}", r.jwks_options)]);
+                    Some(RemoteProvider {
+                        name: p.name.clone(),
+                        cfg: r.clone(),
+                        state_key: format!("jwt_authn_wasm.v1.{h:016x}.state"),
+                        body_key: format!("jwt_authn_wasm.v1.{h:016x}.jwks"),
+                        view: CacheState::default(),
+                        keys: None,
+                        in_flight: None,
+                        stale_logged: false,
+                    })
+                }
+                KeySource::Local(_) => None,
+            })
+            .collect();
+        Keys { providers }
+    }
+
+    /// The provider's view, if it is remote.
+    pub fn provider(&self, id: ProviderId) -> Option<&RemoteProvider> {
+        self.providers.get(id).and_then(Option::as_ref)
+    }
+
+    /// A `KeyStore` for one evaluation at `now_ms`.
+    pub fn at(&self, now_ms: u64) -> KeysAt<'_> {
+        KeysAt { keys: self, now: now_ms }
+    }
+
+    /// Periodic work: reload what other VMs fetched, update gauges, and start a
+    /// fetch when one is due and this VM wins the lease.
+    pub fn tick(&mut self, now: u64, me: u64, metrics: &Metrics) {
+        for id in 0..self.providers.len() {
+            let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else { continue };
+            p.reload(now, metrics.provider(id));
+            if p.in_flight.is_some() {
+                continue;
+            }
+            let cfg = p.cfg.clone();
+            if let Some(won) = update_state(&p.state_key, |s| s.try_lease(&cfg, me, now)) {
+                p.view = won;
+                p.start(now, metrics, id);
+            }
+        }
+    }
+
+    /// Asks (across all VMs) for a refetch because of an unknown `kid`.
+    /// `false` when rate-limited.
+    pub fn request_unknown_kid(&mut self, id: ProviderId, now: u64, metrics: &Metrics) -> bool {
+        let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else { return false };
+        let cfg = p.cfg.clone();
+        let before = p.view.unknown_kid_in_flight();
+        match update_state(&p.state_key, |s| s.request_unknown_kid(&cfg, now)) {
+            Some(s) => {
+                if !before && s.unknown_kid_in_flight() {
+                    metrics::inc(metrics.provider(id).unknown_kid_refetch);
+                }
+                p.view = s;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Routes a callout response; `false` if the token is not ours.
+    pub fn on_response(&mut self, token: u32, body_size: usize, now: u64, metrics: &Metrics) -> bool {
+        for id in 0..self.providers.len() {
+            let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else { continue };
+            if p.in_flight.as_ref().map(|f| f.token) == Some(token) {
+                p.on_response(body_size, now, metrics, id);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl RemoteProvider {
+    /// Re-reads the shared record; reloads the body when another VM fetched.
+    fn reload(&mut self, now: u64, m: metrics::ProviderMetrics) {
+        let (bytes, _) = host::shared_get(&self.state_key);
+        let state = CacheState::from_bytes(bytes.as_deref());
+        if state.generation != self.view.generation || (self.keys.is_none() && state.key_count > 0) {
+            let (body, _) = host::shared_get(&self.body_key);
+            if let Some(body) = body {
+                match std::str::from_utf8(&body).ok().map(|t| jwk::parse_key_set(t, &self.cfg.jwks_options)) {
+                    Some(Ok(set)) => self.keys = Some(Arc::new(set)),
+                    _ => log::warn!("jwks {}: shared key set could not be read; keeping the previous one", self.name),
+                }
+            }
+        }
+        self.view = state;
+        metrics::set(m.keys, u64::from(self.view.key_count));
+        metrics::set(m.skipped_keys, u64::from(self.view.skipped_keys));
+        let stale = self.keys.is_some() && self.view.freshness(&self.cfg, now) == Freshness::Stale;
+        metrics::set(m.stale_keys_in_use, u64::from(stale));
+        if stale && !self.stale_logged {
+            let age_s = now.saturating_sub(self.view.fetched_at) / 1000;
+            log::warn!("jwks {}: refresh failing; serving last good keys fetched {age_s}s ago (stale-if-error)", self.name);
+        }
+        self.stale_logged = stale;
+    }
+
+    /// Starts the fetch this VM just leased.
+    fn start(&mut self, now: u64, metrics: &Metrics, id: usize) {
+        let stage = match (&self.cfg.target, &self.view.discovered_jwks_uri) {
+            (RemoteTarget::Discovery(_), Some(uri)) => Stage::Jwks { uri: uri.clone(), discovered: true },
+            (RemoteTarget::Discovery(_), None) => Stage::Discovery,
+            (RemoteTarget::Jwks(t), _) => Stage::Jwks { uri: t.uri.clone(), discovered: false },
+        };
+        self.dispatch(stage, now, metrics, id);
+    }
+
+    fn dispatch(&mut self, stage: Stage, now: u64, metrics: &Metrics, id: usize) {
+        let target = match &stage {
+            Stage::Discovery => match &self.cfg.target {
+                RemoteTarget::Discovery(t) => Ok(t.clone()),
+                RemoteTarget::Jwks(t) => Ok(t.clone()),
+            },
+            Stage::Jwks { uri, .. } => HttpTarget::parse(uri, "jwks_uri"),
+        };
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => return self.fail(now, metrics, id, &format!("bad jwks_uri: {}", e.message), true),
+        };
+        let headers = vec![
+            (":method", "GET"),
+            (":path", target.path.as_str()),
+            (":authority", target.authority.as_str()),
+            ("accept", "application/json"),
+            ("user-agent", "jwt-authn-wasm"),
+        ];
+        match hostcalls::dispatch_http_call(&self.cfg.cluster, headers, None, vec![], self.cfg.timeout) {
+            Ok(token) => self.in_flight = Some(InFlight { token, stage }),
+            Err(e) => self.fail(now, metrics, id, &format!("callout to cluster {:?} refused by the host ({e:?})", self.cfg.cluster), false),
+        }
+    }
+
+    fn on_response(&mut self, body_size: usize, now: u64, metrics: &Metrics, id: usize) {
+        let Some(flight) = self.in_flight.take() else { return };
+        let status = host::call_response_header(":status").unwrap_or_default();
+        if status != "200" {
+            let what = if status.is_empty() { "no response (timeout or connection failure)".to_string() } else { format!("HTTP status {status}") };
+            let discovered = matches!(flight.stage, Stage::Jwks { discovered: true, .. });
+            return self.fail(now, metrics, id, &what, discovered);
+        }
+        if body_size > self.cfg.max_jwks_bytes {
+            return self.fail(now, metrics, id, &format!("body of {body_size} bytes is over the {} byte limit", self.cfg.max_jwks_bytes), false);
+        }
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let Ok(text) = String::from_utf8(body) else {
+            return self.fail(now, metrics, id, "body is not UTF-8", false);
+        };
+        match flight.stage {
+            Stage::Discovery => match discovered_jwks_uri(&text) {
+                Ok(uri) => self.dispatch(Stage::Jwks { uri, discovered: true }, now, metrics, id),
+                Err(why) => self.fail(now, metrics, id, &format!("discovery document: {why}"), false),
+            },
+            Stage::Jwks { uri, discovered } => match jwk::parse_key_set(&text, &self.cfg.jwks_options) {
+                Ok(set) => {
+                    let _ = host::shared_set(&self.body_key, text.as_bytes(), None);
+                    let (n, skipped) = (set.keys.len() as u32, set.skipped.len() as u32);
+                    for s in &set.skipped {
+                        log::warn!("jwks {}: skipped key #{} (kid {:?}): {}", self.name, s.index, s.kid.as_deref().unwrap_or("-"), s.reason.as_str());
+                    }
+                    let cfg = self.cfg.clone();
+                    let uri_kept = discovered.then_some(uri);
+                    let next = update_state(&self.state_key, |s| {
+                        let mut n2 = s.on_success(&cfg, now, n, skipped);
+                        n2.discovered_jwks_uri = uri_kept.clone();
+                        Some(n2)
+                    });
+                    if let Some(s) = next {
+                        self.view = s;
+                    }
+                    self.keys = Some(Arc::new(set));
+                    self.stale_logged = false;
+                    metrics::inc(metrics.provider(id).fetch_success);
+                    metrics::set(metrics.provider(id).keys, u64::from(n));
+                    metrics::set(metrics.provider(id).skipped_keys, u64::from(skipped));
+                    metrics::set(metrics.provider(id).stale_keys_in_use, 0);
+                    log::info!("jwks {}: fetched {n} usable keys ({skipped} skipped)", self.name);
+                }
+                Err(e) => self.fail(now, metrics, id, &format!("unusable key set: {e}"), discovered),
+            },
+        }
+    }
+
+    /// Records a failed fetch and schedules the retry; last good keys stay.
+    fn fail(&mut self, now: u64, metrics: &Metrics, id: usize, why: &str, forget_discovery: bool) {
+        self.in_flight = None;
+        let cfg = self.cfg.clone();
+        let jitter = host::jitter();
+        if let Some(s) = update_state(&self.state_key, |s| {
+            let mut n = s.on_failure(&cfg, now, jitter);
+            if forget_discovery {
+                n.discovered_jwks_uri = None;
+            }
+            Some(n)
+        }) {
+            self.view = s;
+        }
+        metrics::inc(metrics.provider(id).fetch_failed);
+        let retry_in = self.view.next_fetch_at.saturating_sub(now);
+        let serving = match self.view.freshness(&self.cfg, now) {
+            Freshness::Fresh | Freshness::Stale if self.keys.is_some() => "serving last good keys",
+            _ => "no usable keys",
+        };
+        log::warn!(
+            "jwks {}: fetch failed ({why}); attempt {} failed, retry in {}ms, {serving}",
+            self.name,
+            self.view.failures,
+            retry_in
+        );
+    }
+}
+
+/// Takes `jwks_uri` out of an OIDC discovery document.
+fn discovered_jwks_uri(text: &str) -> Result<String, String> {
+    let v = jwt_authn::json::parse_strict(text.as_bytes(), jwt_authn::json::DEFAULT_MAX_DEPTH).map_err(|e| e.to_string())?;
+    let uri = v.get("jwks_uri").and_then(|u| u.as_str()).ok_or("no jwks_uri string")?;
+    HttpTarget::parse(uri, "jwks_uri").map_err(|e| e.message)?;
+    Ok(uri.to_string())
+}
+
+/// The `KeyStore` the engine sees during one evaluation.
+pub struct KeysAt<'a> {
+    keys: &'a Keys,
+    now: u64,
+}
+
+impl KeyStore for KeysAt<'_> {
+    fn remote_keys(&self, id: ProviderId) -> RemoteKeys {
+        let Some(p) = self.keys.provider(id) else { return RemoteKeys::Failed };
+        match (&p.keys, p.view.freshness(&p.cfg, self.now)) {
+            (Some(k), Freshness::Fresh | Freshness::Stale) => RemoteKeys::Ready(k.clone()),
+            _ if p.view.cold_start_failed(&p.cfg) || p.view.failures > p.cfg.num_retries => RemoteKeys::Failed,
+            _ => RemoteKeys::Pending,
+        }
+    }
+
+    fn may_refetch_unknown_kid(&self, id: ProviderId) -> bool {
+        self.keys.provider(id).is_some_and(|p| p.view.may_refetch_unknown_kid(&p.cfg, self.now))
+    }
+}
+
+/// How long a request may wait for keys before it is answered anyway.
+pub fn wait_budget(cfg: &RemoteJwks) -> u64 {
+    let per_try = ms(cfg.timeout).saturating_mul(2).saturating_add(ms(cfg.retry_max).min(ms(cfg.failed_refetch).max(ms(cfg.retry_base)) * 4));
+    per_try.saturating_mul(u64::from(cfg.num_retries) + 1).saturating_add(1000).min(120_000)
+}

@@ -1,0 +1,103 @@
+//! Envoy counters and gauges (visible at `/stats` and `/stats/prometheus`).
+//!
+//! Names: `jwt_authn_wasm.[<stat_prefix>.]requests.allowed`,
+//! `...requests.denied.<reason>`, and per remote provider
+//! `...jwks.<provider>.{fetch_success,fetch_failed,unknown_kid_refetch}`
+//! (counters) and `...jwks.<provider>.{keys,skipped_keys,stale_keys_in_use}`
+//! (gauges). Every VM defines the same names, so Envoy sums the counters
+//! across workers.
+
+use jwt_authn::reason::Reason;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+use std::collections::HashMap;
+
+/// Metric ids of one root context.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    prefix: String,
+    by_reason: HashMap<Reason, u32>,
+    providers: HashMap<usize, ProviderMetrics>,
+}
+
+/// Metric ids of one remote provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProviderMetrics {
+    pub fetch_success: Option<u32>,
+    pub fetch_failed: Option<u32>,
+    pub unknown_kid_refetch: Option<u32>,
+    pub keys: Option<u32>,
+    pub skipped_keys: Option<u32>,
+    pub stale_keys_in_use: Option<u32>,
+}
+
+fn define(t: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(t, name).ok()
+}
+
+/// Metric names may not carry dots or spaces from user input.
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+}
+
+impl Metrics {
+    /// Defines the request counters.
+    pub fn new(stat_prefix: &str) -> Metrics {
+        let prefix = if stat_prefix.is_empty() {
+            "jwt_authn_wasm".to_string()
+        } else {
+            format!("jwt_authn_wasm.{}", sanitize(stat_prefix))
+        };
+        let mut by_reason = HashMap::new();
+        for r in Reason::ALL {
+            let name = match r {
+                Reason::Allowed => format!("{prefix}.requests.allowed"),
+                other => format!("{prefix}.requests.denied.{}", other.code()),
+            };
+            if let Some(id) = define(MetricType::Counter, &name) {
+                by_reason.insert(r, id);
+            }
+        }
+        Metrics { prefix, by_reason, providers: HashMap::new() }
+    }
+
+    /// Defines a remote provider's metrics.
+    pub fn add_provider(&mut self, id: usize, name: &str) {
+        let base = format!("{}.jwks.{}", self.prefix, sanitize(name));
+        let m = ProviderMetrics {
+            fetch_success: define(MetricType::Counter, &format!("{base}.fetch_success")),
+            fetch_failed: define(MetricType::Counter, &format!("{base}.fetch_failed")),
+            unknown_kid_refetch: define(MetricType::Counter, &format!("{base}.unknown_kid_refetch")),
+            keys: define(MetricType::Gauge, &format!("{base}.keys")),
+            skipped_keys: define(MetricType::Gauge, &format!("{base}.skipped_keys")),
+            stale_keys_in_use: define(MetricType::Gauge, &format!("{base}.stale_keys_in_use")),
+        };
+        self.providers.insert(id, m);
+    }
+
+    /// Counts one request outcome.
+    pub fn count(&self, r: Reason) {
+        if let Some(id) = self.by_reason.get(&r) {
+            let _ = hostcalls::increment_metric(*id, 1);
+        }
+    }
+
+    /// A provider's ids.
+    pub fn provider(&self, id: usize) -> ProviderMetrics {
+        self.providers.get(&id).copied().unwrap_or_default()
+    }
+}
+
+/// Adds one to a counter.
+pub fn inc(id: Option<u32>) {
+    if let Some(id) = id {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+/// Sets a gauge.
+pub fn set(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
