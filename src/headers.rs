@@ -17,7 +17,7 @@ fn envoy_number(n: &serde_json::Number) -> String {
         return u.to_string();
     }
     let f = n.as_f64().unwrap_or(0.0);
-    if f >= 0.0 && f < 18_446_744_073_709_551_616.0 && f.fract() == 0.0 {
+    if (0.0..18_446_744_073_709_551_616.0).contains(&f) && f.fract() == 0.0 {
         return (f as u64).to_string();
     }
     format!("{f:.6}")

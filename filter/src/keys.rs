@@ -107,7 +107,7 @@ impl Keys {
                     let h = fnv(&[&p.name, target_uri(&r.target), &r.cluster, &format!("{:?}", r.jwks_options)]);
                     Some(RemoteProvider {
                         name: p.name.clone(),
-                        cfg: r.clone(),
+                        cfg: (**r).clone(),
                         state_key: format!("jwt_authn_wasm.v1.{h:016x}.state"),
                         body_key: format!("jwt_authn_wasm.v1.{h:016x}.jwks"),
                         view: CacheState::default(),

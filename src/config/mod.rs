@@ -133,7 +133,7 @@ pub enum KeySource {
     /// Parsed at load from `local_jwks`.
     Local(Arc<KeySet>),
     /// Fetched at run time (`remote_jwks` or the OIDC discovery extension).
-    Remote(RemoteJwks),
+    Remote(Box<RemoteJwks>),
 }
 
 /// Everything the fetcher needs for one remote provider.
@@ -486,7 +486,7 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
             KeySource::Local(Arc::new(set))
         }
         (None, Some(remote), None) => {
-            KeySource::Remote(compile_remote(remote, &format!("{path}.remote_jwks"), ext, min_rsa_bits, max_jwks_bytes)?)
+            KeySource::Remote(Box::new(compile_remote(remote, &format!("{path}.remote_jwks"), ext, min_rsa_bits, max_jwks_bytes)?))
         }
         (None, None, Some(disc)) => {
             let dpath = format!("{path}.extensions.oidc_discovery");
@@ -505,7 +505,7 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
             if timeout.is_zero() {
                 return Err(ConfigError::new(&format!("{dpath}.timeout"), "must be greater than 0s"));
             }
-            KeySource::Remote(RemoteJwks {
+            KeySource::Remote(Box::new(RemoteJwks {
                 target: RemoteTarget::Discovery(target),
                 cluster: disc.cluster.clone(),
                 timeout,
@@ -518,7 +518,7 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
                 unknown_kid_refetch_interval: ext.unknown_kid_refetch_interval.map(|d| d.0).unwrap_or(DEFAULT_UNKNOWN_KID_REFETCH),
                 max_jwks_bytes,
                 jwks_options: JwksOptions { min_rsa_bits, allow_hmac: false, max_bytes: max_jwks_bytes, ..JwksOptions::default() },
-            })
+            }))
         }
         (None, None, None) => {
             return Err(ConfigError::new(&path, "one of remote_jwks, local_jwks (or extensions.oidc_discovery) is required"))
