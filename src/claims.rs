@@ -64,7 +64,11 @@ pub struct Claims {
     pub object: Map<String, Value>,
 }
 
-fn uint_claim(obj: &Map<String, Value>, name: &'static str, err: &'static str) -> Result<u64, ClaimsError> {
+fn uint_claim(
+    obj: &Map<String, Value>,
+    name: &'static str,
+    err: &'static str,
+) -> Result<u64, ClaimsError> {
     match obj.get(name) {
         None => Ok(0),
         Some(Value::Number(n)) => {
@@ -82,7 +86,11 @@ fn uint_claim(obj: &Map<String, Value>, name: &'static str, err: &'static str) -
     }
 }
 
-fn string_claim(obj: &Map<String, Value>, name: &'static str, err: &'static str) -> Result<Option<String>, ClaimsError> {
+fn string_claim(
+    obj: &Map<String, Value>,
+    name: &'static str,
+    err: &'static str,
+) -> Result<Option<String>, ClaimsError> {
     match obj.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -107,17 +115,33 @@ impl Claims {
                 for i in items {
                     match i {
                         Value::String(s) => out.push(s.clone()),
-                        _ => return Err(ClaimsError::Malformed("aud is not a string or a list of strings")),
+                        _ => {
+                            return Err(ClaimsError::Malformed(
+                                "aud is not a string or a list of strings",
+                            ))
+                        }
                     }
                 }
                 out
             }
-            Some(_) => return Err(ClaimsError::Malformed("aud is not a string or a list of strings")),
+            Some(_) => {
+                return Err(ClaimsError::Malformed(
+                    "aud is not a string or a list of strings",
+                ))
+            }
         };
         let exp = uint_claim(&object, "exp", "exp is not a non-negative integer")?;
         let nbf = uint_claim(&object, "nbf", "nbf is not a non-negative integer")?;
         let iat = uint_claim(&object, "iat", "iat is not a non-negative integer")?;
-        Ok(Claims { iss, sub, aud, exp, nbf, iat, object })
+        Ok(Claims {
+            iss,
+            sub,
+            aud,
+            exp,
+            nbf,
+            iat,
+            object,
+        })
     }
 
     /// Time window check (jwt_verify_lib order: nbf first, then exp).
@@ -134,7 +158,11 @@ impl Claims {
     /// `require_expiration` and `max_lifetime`, as Envoy 1.40 measures them: a
     /// token must say when it ends, and `exp - iat` must not exceed the maximum
     /// (a token without `iat` is not measured).
-    pub fn check_lifetime(&self, require_exp: bool, max_lifetime_secs: Option<u64>) -> Result<(), ClaimsError> {
+    pub fn check_lifetime(
+        &self,
+        require_exp: bool,
+        max_lifetime_secs: Option<u64>,
+    ) -> Result<(), ClaimsError> {
         if (require_exp || max_lifetime_secs.is_some()) && self.exp == 0 {
             return Err(ClaimsError::Lifetime);
         }
@@ -162,10 +190,11 @@ impl Claims {
         if allowed.is_empty() {
             return Ok(());
         }
-        let ok = self
-            .aud
-            .iter()
-            .any(|a| allowed.iter().any(|b| sanitize_audience(a) == sanitize_audience(b)));
+        let ok = self.aud.iter().any(|a| {
+            allowed
+                .iter()
+                .any(|b| sanitize_audience(a) == sanitize_audience(b))
+        });
         if ok {
             Ok(())
         } else {
@@ -186,7 +215,10 @@ impl Claims {
 
 /// jwt_verify_lib's audience normalisation.
 fn sanitize_audience(a: &str) -> &str {
-    let a = a.strip_prefix("http://").or_else(|| a.strip_prefix("https://")).unwrap_or(a);
+    let a = a
+        .strip_prefix("http://")
+        .or_else(|| a.strip_prefix("https://"))
+        .unwrap_or(a);
     a.strip_suffix('/').unwrap_or(a)
 }
 
@@ -201,9 +233,17 @@ mod tests {
 
     #[test]
     fn registered_claim_types() {
-        let ok = c(json!({"iss":"i","sub":"s","aud":["a","b"],"exp":10,"nbf":1,"iat":2.0})).unwrap();
-        assert_eq!((ok.iss.as_str(), ok.aud.len(), ok.exp, ok.iat), ("i", 2, 10, 2));
-        assert_eq!(c(json!({"exp": 10.5})).unwrap().exp, 10, "truncated, as jwt_verify_lib");
+        let ok =
+            c(json!({"iss":"i","sub":"s","aud":["a","b"],"exp":10,"nbf":1,"iat":2.0})).unwrap();
+        assert_eq!(
+            (ok.iss.as_str(), ok.aud.len(), ok.exp, ok.iat),
+            ("i", 2, 10, 2)
+        );
+        assert_eq!(
+            c(json!({"exp": 10.5})).unwrap().exp,
+            10,
+            "truncated, as jwt_verify_lib"
+        );
         for bad in [
             json!({"exp":"10"}),
             json!({"exp":-1.5}),
@@ -218,7 +258,10 @@ mod tests {
             json!({"jti":5}),
             json!([1]),
         ] {
-            assert!(matches!(c(bad.clone()), Err(ClaimsError::Malformed(_))), "{bad}");
+            assert!(
+                matches!(c(bad.clone()), Err(ClaimsError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -240,13 +283,26 @@ mod tests {
     fn lifetime_rules() {
         let no_exp = c(json!({})).unwrap();
         assert_eq!(no_exp.check_lifetime(false, None), Ok(()));
-        assert_eq!(no_exp.check_lifetime(true, None), Err(ClaimsError::Lifetime));
-        assert_eq!(no_exp.check_lifetime(false, Some(100)), Err(ClaimsError::Lifetime));
+        assert_eq!(
+            no_exp.check_lifetime(true, None),
+            Err(ClaimsError::Lifetime)
+        );
+        assert_eq!(
+            no_exp.check_lifetime(false, Some(100)),
+            Err(ClaimsError::Lifetime)
+        );
         let t = c(json!({"iat":100,"exp":400})).unwrap();
         assert_eq!(t.check_lifetime(false, Some(300)), Ok(()));
-        assert_eq!(t.check_lifetime(false, Some(299)), Err(ClaimsError::Lifetime));
+        assert_eq!(
+            t.check_lifetime(false, Some(299)),
+            Err(ClaimsError::Lifetime)
+        );
         let no_iat = c(json!({"exp":400000})).unwrap();
-        assert_eq!(no_iat.check_lifetime(false, Some(100)), Ok(()), "not measured without iat, as Envoy");
+        assert_eq!(
+            no_iat.check_lifetime(false, Some(100)),
+            Ok(()),
+            "not measured without iat, as Envoy"
+        );
     }
 
     #[test]
@@ -255,9 +311,15 @@ mod tests {
         assert_eq!(t.check_audience(&[]), Ok(()));
         assert_eq!(t.check_audience(&["api.example.com".into()]), Ok(()));
         assert_eq!(t.check_audience(&["http://api.example.com".into()]), Ok(()));
-        assert_eq!(t.check_audience(&["other".into()]), Err(ClaimsError::Audience));
+        assert_eq!(
+            t.check_audience(&["other".into()]),
+            Err(ClaimsError::Audience)
+        );
         let none = c(json!({})).unwrap();
-        assert_eq!(none.check_audience(&["a".into()]), Err(ClaimsError::Audience));
+        assert_eq!(
+            none.check_audience(&["a".into()]),
+            Err(ClaimsError::Audience)
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! - any error path denies.
 
 use crate::claims::{Claims, ClaimsError};
-use crate::config::{Bypass, Config, KeySource, PathMatch, Provider, ProviderId, Requirement, RouteMatch, Rule, TokenLocation};
+use crate::config::{
+    Bypass, Config, KeySource, PathMatch, Provider, ProviderId, Requirement, RouteMatch, Rule,
+    TokenLocation,
+};
 use crate::decision::{Decision, Denial, FetchCause, HeaderChanges, Verified};
 use crate::extract::{self, Extracted};
 use crate::headers;
@@ -90,10 +93,18 @@ enum Outcome {
 }
 
 /// Evaluates one request.
-pub fn evaluate(config: &Config, req: &Request, keys: &dyn KeyStore, ctx: &EvalContext) -> Decision {
+pub fn evaluate(
+    config: &Config,
+    req: &Request,
+    keys: &dyn KeyStore,
+    ctx: &EvalContext,
+) -> Decision {
     let strip = stripped_headers(config, req);
     let allow_plain = |strip: Vec<String>| Decision::Allow {
-        changes: HeaderChanges { remove: strip, ..Default::default() },
+        changes: HeaderChanges {
+            remove: strip,
+            ..Default::default()
+        },
         verified: Vec::new(),
     };
     if config.bypass_cors_preflight && is_cors_preflight(req) {
@@ -105,7 +116,12 @@ pub fn evaluate(config: &Config, req: &Request, keys: &dyn KeyStore, ctx: &EvalC
     let Some(requirement) = &rule.requires else {
         return allow_plain(strip);
     };
-    let flow = Flow { config, req, keys, ctx };
+    let flow = Flow {
+        config,
+        req,
+        keys,
+        ctx,
+    };
     match flow.requirement(requirement) {
         Outcome::Keys(provider, cause) => Decision::FetchKeys { provider, cause },
         Outcome::Fail(f) => deny(req, f.reason, f.provider, None),
@@ -113,7 +129,13 @@ pub fn evaluate(config: &Config, req: &Request, keys: &dyn KeyStore, ctx: &EvalC
     }
 }
 
-fn finish(config: &Config, rule: &Rule, req: &Request, strip: Vec<String>, successes: Vec<Success>) -> Decision {
+fn finish(
+    config: &Config,
+    rule: &Rule,
+    req: &Request,
+    strip: Vec<String>,
+    successes: Vec<Success>,
+) -> Decision {
     if let Some(authz) = &rule.authz {
         if successes.is_empty() {
             return deny(req, Reason::Missing, None, None);
@@ -136,14 +158,24 @@ fn finish(config: &Config, rule: &Rule, req: &Request, strip: Vec<String>, succe
             return deny(req, Reason::InsufficientScope, provider, missing);
         }
     }
-    let mut changes = HeaderChanges { remove: strip, ..Default::default() };
+    let mut changes = HeaderChanges {
+        remove: strip,
+        ..Default::default()
+    };
     let mut path = req.path().to_string();
     for s in &successes {
-        let Some(p) = config.providers.get(s.provider) else { continue };
+        let Some(p) = config.providers.get(s.provider) else {
+            continue;
+        };
         if let Some(h) = &p.forward_payload_header {
-            set_header(&mut changes, h, headers::forward_payload_value(&s.payload_b64, p.pad_forward_payload_header));
+            set_header(
+                &mut changes,
+                h,
+                headers::forward_payload_value(&s.payload_b64, p.pad_forward_payload_header),
+            );
         }
-        for (h, v) in headers::claim_headers(&p.claim_to_headers, |c| s.claims.get_path(c).cloned()) {
+        for (h, v) in headers::claim_headers(&p.claim_to_headers, |c| s.claims.get_path(c).cloned())
+        {
             set_header(&mut changes, &h, v);
         }
         if !p.forward {
@@ -163,7 +195,13 @@ fn finish(config: &Config, rule: &Rule, req: &Request, strip: Vec<String>, succe
             }
         }
     }
-    let verified = successes.into_iter().map(|s| Verified { provider: s.provider, claims: s.claims }).collect();
+    let verified = successes
+        .into_iter()
+        .map(|s| Verified {
+            provider: s.provider,
+            claims: s.claims,
+        })
+        .collect();
     Decision::Allow { changes, verified }
 }
 
@@ -180,7 +218,12 @@ fn set_header(changes: &mut HeaderChanges, name: &str, value: String) {
 }
 
 /// Builds the local reply for a reason.
-pub fn deny(req: &Request, reason: Reason, provider: Option<ProviderId>, missing_scopes: Option<Vec<String>>) -> Decision {
+pub fn deny(
+    req: &Request,
+    reason: Reason,
+    provider: Option<ProviderId>,
+    missing_scopes: Option<Vec<String>>,
+) -> Decision {
     let realm = req.realm_uri();
     let www_authenticate = match reason {
         Reason::Missing => format!("Bearer realm=\"{realm}\""),
@@ -207,7 +250,12 @@ fn stripped_headers(config: &Config, req: &Request) -> Vec<String> {
     let mut out: Vec<String> = config.strip_headers.clone();
     if !config.strip_header_prefixes.is_empty() {
         for (name, _) in req.headers() {
-            if config.strip_header_prefixes.iter().any(|p| name.starts_with(p.as_str())) && !out.contains(name) {
+            if config
+                .strip_header_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str()))
+                && !out.contains(name)
+            {
                 out.push(name.clone());
             }
         }
@@ -220,7 +268,9 @@ fn stripped_headers(config: &Config, req: &Request) -> Vec<String> {
 fn is_cors_preflight(req: &Request) -> bool {
     req.method() == "OPTIONS"
         && req.header("origin").is_some_and(|v| !v.is_empty())
-        && req.header("access-control-request-method").is_some_and(|v| !v.is_empty())
+        && req
+            .header("access-control-request-method")
+            .is_some_and(|v| !v.is_empty())
 }
 
 /// jwt_authn's route matcher: prefix on the full path, exact/regex on the path
@@ -253,18 +303,21 @@ pub fn route_matches(m: &RouteMatch, req: &Request) -> bool {
             };
             result != h.invert
         })
-        && m.query_parameters.iter().all(|q| match (&q.matcher, req.query_param(&q.name)) {
-            (None, v) => v.is_some(),
-            (Some(sm), Some(v)) => sm.matches(&v),
-            (Some(_), None) => false,
-        })
+        && m.query_parameters
+            .iter()
+            .all(|q| match (&q.matcher, req.query_param(&q.name)) {
+                (None, v) => v.is_some(),
+                (Some(sm), Some(v)) => sm.matches(&v),
+                (Some(_), None) => false,
+            })
 }
 
 fn starts_with(s: &str, prefix: &str, case_sensitive: bool) -> bool {
     if case_sensitive {
         s.starts_with(prefix)
     } else {
-        s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        s.len() >= prefix.len()
+            && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
     }
 }
 
@@ -277,7 +330,9 @@ struct Flow<'a> {
 
 impl Flow<'_> {
     fn providers(&self, ids: &[ProviderId]) -> Vec<(ProviderId, &Provider)> {
-        ids.iter().filter_map(|id| self.config.providers.get(*id).map(|p| (*id, p))).collect()
+        ids.iter()
+            .filter_map(|id| self.config.providers.get(*id).map(|p| (*id, p)))
+            .collect()
     }
 
     fn requirement(&self, r: &Requirement) -> Outcome {
@@ -286,7 +341,10 @@ impl Flow<'_> {
             Requirement::Provider { id, audiences } => {
                 let tokens = extract::extract(self.req, &self.providers(&[*id]));
                 if tokens.is_empty() {
-                    return Outcome::Fail(Failure { reason: Reason::Missing, provider: Some(*id) });
+                    return Outcome::Fail(Failure {
+                        reason: Reason::Missing,
+                        provider: Some(*id),
+                    });
                 }
                 let mut ok = Vec::new();
                 // Last extracted first, as jwt_authn; every token must verify.
@@ -330,7 +388,10 @@ impl Flow<'_> {
                         other => return other,
                     }
                 }
-                Outcome::Fail(last.unwrap_or(Failure { reason: Reason::Missing, provider: None }))
+                Outcome::Fail(last.unwrap_or(Failure {
+                    reason: Reason::Missing,
+                    provider: None,
+                }))
             }
             Requirement::Bypass(kind, ids) => self.bypass(*kind, ids),
         }
@@ -358,21 +419,38 @@ impl Flow<'_> {
     /// One token against one provider (or, for the bypass kinds, the provider
     /// its issuer selects). Order as jwt_authn: parse, issuer, time, subject,
     /// audience, then keys and signature.
-    fn authenticate(&self, t: &Extracted, provider: Option<ProviderId>, audiences: Option<&[String]>) -> Result<Success, Stop> {
-        let fail = |reason: Reason, p: Option<ProviderId>| Stop::Fail(Failure { reason, provider: p });
+    fn authenticate(
+        &self,
+        t: &Extracted,
+        provider: Option<ProviderId>,
+        audiences: Option<&[String]>,
+    ) -> Result<Success, Stop> {
+        let fail = |reason: Reason, p: Option<ProviderId>| {
+            Stop::Fail(Failure {
+                reason,
+                provider: p,
+            })
+        };
         if t.token.len() > self.config.max_token_bytes {
             return Err(fail(Reason::TooLarge, provider));
         }
-        let jws = UntrustedJws::parse(&t.token, self.config.max_token_bytes).map_err(|e| fail(jws_reason(&e), provider))?;
+        let jws = UntrustedJws::parse(&t.token, self.config.max_token_bytes)
+            .map_err(|e| fail(jws_reason(&e), provider))?;
         let payload_b64 = t.token.split('.').nth(1).unwrap_or("").to_string();
-        let payload = crate::b64::decode_strict(&payload_b64).map_err(|_| fail(Reason::Malformed, provider))?;
-        let value = json::parse_strict(&payload, json::DEFAULT_MAX_DEPTH).map_err(|_| fail(Reason::Malformed, provider))?;
+        let payload = crate::b64::decode_strict(&payload_b64)
+            .map_err(|_| fail(Reason::Malformed, provider))?;
+        let value = json::parse_strict(&payload, json::DEFAULT_MAX_DEPTH)
+            .map_err(|_| fail(Reason::Malformed, provider))?;
         let claims = Claims::from_value(value).map_err(|e| fail(claims_reason(&e), provider))?;
 
         // Issuer: allowed at this location, then the provider that judges it.
         let id = match provider {
             Some(id) => {
-                let p = self.config.providers.get(id).ok_or_else(|| fail(Reason::Issuer, Some(id)))?;
+                let p = self
+                    .config
+                    .providers
+                    .get(id)
+                    .ok_or_else(|| fail(Reason::Issuer, Some(id)))?;
                 if !p.issuer.is_empty() && p.issuer != claims.iss {
                     return Err(fail(Reason::Issuer, Some(id)));
                 }
@@ -380,7 +458,10 @@ impl Flow<'_> {
             }
             None => {
                 let at_location = self.providers(&t.providers);
-                if !at_location.iter().any(|(_, p)| p.issuer.is_empty() || p.issuer == claims.iss) {
+                if !at_location
+                    .iter()
+                    .any(|(_, p)| p.issuer.is_empty() || p.issuer == claims.iss)
+                {
                     return Err(fail(Reason::Issuer, None));
                 }
                 at_location
@@ -391,7 +472,11 @@ impl Flow<'_> {
                     .ok_or_else(|| fail(Reason::Issuer, None))?
             }
         };
-        let p = self.config.providers.get(id).ok_or_else(|| fail(Reason::Issuer, Some(id)))?;
+        let p = self
+            .config
+            .providers
+            .get(id)
+            .ok_or_else(|| fail(Reason::Issuer, Some(id)))?;
         let now = self.ctx.now;
         let judge = |r: Result<(), ClaimsError>| r.map_err(|e| fail(claims_reason(&e), Some(id)));
         judge(claims.check_time(now, p.clock_skew_secs))?;
@@ -406,11 +491,18 @@ impl Flow<'_> {
                 RemoteKeys::Pending if !self.ctx.already_fetched.contains(&id) => {
                     return Err(Stop::Keys(id, FetchCause::NoKeys));
                 }
-                RemoteKeys::Pending | RemoteKeys::Failed => return Err(fail(Reason::JwksUnavailable, Some(id))),
+                RemoteKeys::Pending | RemoteKeys::Failed => {
+                    return Err(fail(Reason::JwksUnavailable, Some(id)))
+                }
             },
         };
         match jws.verify(&set) {
-            Ok(_) => Ok(Success { provider: id, claims, payload_b64, location: t.location.clone() }),
+            Ok(_) => Ok(Success {
+                provider: id,
+                claims,
+                payload_b64,
+                location: t.location.clone(),
+            }),
             Err(JwsError::KeyNotFound)
                 if matches!(p.keys, KeySource::Remote(_))
                     && jws.header().kid.is_some()

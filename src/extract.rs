@@ -35,13 +35,19 @@ struct Locations {
 }
 
 fn collect(providers: &[(ProviderId, &Provider)]) -> Locations {
-    let mut l = Locations { headers: BTreeMap::new(), params: BTreeMap::new(), cookies: BTreeMap::new() };
+    let mut l = Locations {
+        headers: BTreeMap::new(),
+        params: BTreeMap::new(),
+        cookies: BTreeMap::new(),
+    };
     for (id, p) in providers {
         for loc in &p.locations {
             let slot = match loc {
                 TokenLocation::Header { name, value_prefix } => {
                     // jwt_authn keys header locations by name + prefix concatenated.
-                    l.headers.entry((format!("{name}{value_prefix}"), name.clone())).or_default()
+                    l.headers
+                        .entry((format!("{name}{value_prefix}"), name.clone()))
+                        .or_default()
                 }
                 TokenLocation::Param(n) => l.params.entry(n.clone()).or_default(),
                 TokenLocation::Cookie(n) => l.cookies.entry(n.clone()).or_default(),
@@ -64,7 +70,9 @@ pub fn extract(req: &Request, providers: &[(ProviderId, &Provider)]) -> Vec<Extr
             let token = if prefix.is_empty() {
                 value.to_string()
             } else {
-                let Some(pos) = value.find(prefix) else { continue };
+                let Some(pos) = value.find(prefix) else {
+                    continue;
+                };
                 let after = &value[pos + prefix.len()..];
                 match after.find(is_jwt_char) {
                     Some(start) => after[start..].to_string(),
@@ -74,19 +82,30 @@ pub fn extract(req: &Request, providers: &[(ProviderId, &Provider)]) -> Vec<Extr
             };
             out.push(Extracted {
                 token,
-                location: TokenLocation::Header { name: name.clone(), value_prefix: prefix.to_string() },
+                location: TokenLocation::Header {
+                    name: name.clone(),
+                    value_prefix: prefix.to_string(),
+                },
                 providers: ids.clone(),
             });
         }
     }
     for (name, ids) in &l.params {
         if let Some(v) = req.query_param(name) {
-            out.push(Extracted { token: v, location: TokenLocation::Param(name.clone()), providers: ids.clone() });
+            out.push(Extracted {
+                token: v,
+                location: TokenLocation::Param(name.clone()),
+                providers: ids.clone(),
+            });
         }
     }
     for (name, ids) in &l.cookies {
         if let Some(v) = req.cookie(name) {
-            out.push(Extracted { token: v, location: TokenLocation::Cookie(name.clone()), providers: ids.clone() });
+            out.push(Extracted {
+                token: v,
+                location: TokenLocation::Cookie(name.clone()),
+                providers: ids.clone(),
+            });
         }
     }
     out

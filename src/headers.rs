@@ -11,11 +11,10 @@ use crate::config::{ClaimFormat, ClaimToHeader};
 use base64::Engine as _;
 use serde_json::Value;
 
-/// Formats a JSON number the way jwt_authn's `convertClaimDoubleToString` does.
+/// Formats a JSON number the way jwt_authn's `convertClaimDoubleToString`
+/// does: through a double (so integers above 2^53 lose their last digits, as
+/// in Envoy), integral non-negative values as digits, anything else as `%f`.
 fn envoy_number(n: &serde_json::Number) -> String {
-    if let Some(u) = n.as_u64() {
-        return u.to_string();
-    }
     let f = n.as_f64().unwrap_or(0.0);
     if (0.0..18_446_744_073_709_551_616.0).contains(&f) && f.fract() == 0.0 {
         return (f as u64).to_string();
@@ -63,7 +62,10 @@ pub fn is_safe_header_value(v: &str) -> bool {
 }
 
 /// The header/value pairs `claim_to_headers` produces for a claim set.
-pub fn claim_headers(mappings: &[ClaimToHeader], lookup: impl Fn(&str) -> Option<Value>) -> Vec<(String, String)> {
+pub fn claim_headers(
+    mappings: &[ClaimToHeader],
+    lookup: impl Fn(&str) -> Option<Value>,
+) -> Vec<(String, String)> {
     mappings
         .iter()
         .filter_map(|m| {
@@ -97,10 +99,30 @@ mod tests {
         assert_eq!(encode_claim(&json!(1.5), &e).as_deref(), Some("1.500000"));
         assert_eq!(encode_claim(&json!(-2), &e).as_deref(), Some("-2.000000"));
         assert_eq!(encode_claim(&json!(3.0), &e).as_deref(), Some("3"));
+        assert_eq!(
+            encode_claim(&json!(9_007_199_254_740_993u64), &e).as_deref(),
+            Some("9007199254740992"),
+            "via a double, as Envoy"
+        );
+        assert_eq!(
+            encode_claim(&json!(1e21), &e).as_deref(),
+            Some("1000000000000000000000.000000"),
+            "above u64, %f as Envoy"
+        );
         assert_eq!(encode_claim(&json!(true), &e).as_deref(), Some("true"));
-        assert_eq!(encode_claim(&json!(["admin", "dev"]), &e).as_deref(), Some("WyJhZG1pbiIsImRldiJd"));
-        assert_eq!(encode_claim(&json!(["x,y", "z"]), &e).as_deref(), Some("WyJ4LHkiLCJ6Il0="), "padded, as Envoy");
-        assert_eq!(encode_claim(&json!({"k": 1}), &e).as_deref(), Some("eyJrIjoxfQ=="));
+        assert_eq!(
+            encode_claim(&json!(["admin", "dev"]), &e).as_deref(),
+            Some("WyJhZG1pbiIsImRldiJd")
+        );
+        assert_eq!(
+            encode_claim(&json!(["x,y", "z"]), &e).as_deref(),
+            Some("WyJ4LHkiLCJ6Il0="),
+            "padded, as Envoy"
+        );
+        assert_eq!(
+            encode_claim(&json!({"k": 1}), &e).as_deref(),
+            Some("eyJrIjoxfQ==")
+        );
         assert_eq!(encode_claim(&json!(""), &e), None);
         assert_eq!(encode_claim(&json!(null), &e), None);
     }
@@ -108,11 +130,20 @@ mod tests {
     #[test]
     fn join_encoding() {
         let j = ClaimFormat::Join(",".into());
-        assert_eq!(encode_claim(&json!(["admin", "dev", 3, true]), &j).as_deref(), Some("admin,dev,3,true"));
-        assert_eq!(encode_claim(&json!("read write"), &j).as_deref(), Some("read write"));
+        assert_eq!(
+            encode_claim(&json!(["admin", "dev", 3, true]), &j).as_deref(),
+            Some("admin,dev,3,true")
+        );
+        assert_eq!(
+            encode_claim(&json!("read write"), &j).as_deref(),
+            Some("read write")
+        );
         assert_eq!(encode_claim(&json!([]), &j), None);
         let sp = ClaimFormat::Join(" ".into());
-        assert_eq!(encode_claim(&json!(["a", "b"]), &sp).as_deref(), Some("a b"));
+        assert_eq!(
+            encode_claim(&json!(["a", "b"]), &sp).as_deref(),
+            Some("a b")
+        );
     }
 
     #[test]
@@ -121,7 +152,10 @@ mod tests {
             assert_eq!(encode_claim(&json!("x\r\nx-admin: 1"), &f), None);
             assert_eq!(encode_claim(&json!("a\0b"), &f), None);
         }
-        assert_eq!(encode_claim(&json!(["ok", "x\ny"]), &ClaimFormat::Join(",".into())), None);
+        assert_eq!(
+            encode_claim(&json!(["ok", "x\ny"]), &ClaimFormat::Join(",".into())),
+            None
+        );
     }
 
     #[test]

@@ -74,7 +74,9 @@ impl CacheState {
 
     /// Reads shared data; garbage reads as a fresh record (never a panic).
     pub fn from_bytes(bytes: Option<&[u8]>) -> CacheState {
-        bytes.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default()
+        bytes
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default()
     }
 
     /// How usable the keys are at `now`.
@@ -97,7 +99,8 @@ impl CacheState {
     pub fn fetch_due(&self, now: u64) -> bool {
         self.fetched_at == 0 && self.failures == 0
             || now >= self.next_fetch_at
-            || self.unknown_kid_requested_at > self.fetched_at && self.unknown_kid_pending_allowed(now)
+            || self.unknown_kid_requested_at > self.fetched_at
+                && self.unknown_kid_pending_allowed(now)
     }
 
     fn unknown_kid_pending_allowed(&self, now: u64) -> bool {
@@ -122,12 +125,21 @@ impl CacheState {
         let mut next = self.clone();
         // Discovery needs two calls; give the lease room for both plus slack.
         let span = ms(cfg.timeout).saturating_mul(2).saturating_add(1000);
-        next.lease = Some(Lease { owner: me, until: now.saturating_add(span) });
+        next.lease = Some(Lease {
+            owner: me,
+            until: now.saturating_add(span),
+        });
         Some(next)
     }
 
     /// A fetch succeeded with a set of `key_count` usable keys.
-    pub fn on_success(&self, cfg: &RemoteJwks, now: u64, key_count: u32, skipped: u32) -> CacheState {
+    pub fn on_success(
+        &self,
+        cfg: &RemoteJwks,
+        now: u64,
+        key_count: u32,
+        skipped: u32,
+    ) -> CacheState {
         let mut next = self.clone();
         next.generation = self.generation.wrapping_add(1);
         next.fetched_at = now.max(1);
@@ -162,7 +174,9 @@ impl CacheState {
             return Some(self.clone());
         }
         let interval = ms(cfg.unknown_kid_refetch_interval);
-        if self.unknown_kid_requested_at != 0 && now < self.unknown_kid_requested_at.saturating_add(interval) {
+        if self.unknown_kid_requested_at != 0
+            && now < self.unknown_kid_requested_at.saturating_add(interval)
+        {
             return None;
         }
         let mut next = self.clone();
@@ -187,11 +201,22 @@ impl CacheState {
 /// `max_interval` (but never above `cache_duration`), and is jittered down by up
 /// to 25% so proxies restarted together do not stampede the IdP.
 pub fn backoff(cfg: &RemoteJwks, failures: u32, jitter: f64) -> u64 {
-    let floor = if cfg.num_retries > 0 { ms(cfg.retry_base) } else { ms(cfg.failed_refetch) }.max(1);
-    let cap = ms(cfg.retry_max).max(floor).min(ms(cfg.cache_duration).max(floor));
+    let floor = if cfg.num_retries > 0 {
+        ms(cfg.retry_base)
+    } else {
+        ms(cfg.failed_refetch)
+    }
+    .max(1);
+    let cap = ms(cfg.retry_max)
+        .max(floor)
+        .min(ms(cfg.cache_duration).max(floor));
     let exp = failures.saturating_sub(1).min(30);
     let raw = floor.saturating_mul(1u64 << exp).min(cap);
-    let j = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+    let j = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let cut = (raw as f64 * 0.25 * j) as u64;
     raw.saturating_sub(cut).max(1)
 }
@@ -238,14 +263,23 @@ mod tests {
     #[test]
     fn success_schedules_refresh_and_keys_age_through_stale_to_expired() {
         let c = cfg();
-        let s = CacheState::default().try_lease(&c, 1, T0).unwrap().on_success(&c, T0, 2, 1);
-        assert_eq!((s.generation, s.key_count, s.skipped_keys, s.lease), (1, 2, 1, None));
+        let s = CacheState::default()
+            .try_lease(&c, 1, T0)
+            .unwrap()
+            .on_success(&c, T0, 2, 1);
+        assert_eq!(
+            (s.generation, s.key_count, s.skipped_keys, s.lease),
+            (1, 2, 1, None)
+        );
         assert_eq!(s.freshness(&c, T0 + 599_999), Freshness::Fresh);
         assert!(!s.fetch_due(T0 + 599_999));
         assert!(s.fetch_due(T0 + 600_000));
         assert_eq!(s.freshness(&c, T0 + 600_000), Freshness::Stale);
         assert_eq!(s.freshness(&c, T0 + 600_000 + 3_599_999), Freshness::Stale);
-        assert_eq!(s.freshness(&c, T0 + 600_000 + 3_600_000), Freshness::Expired);
+        assert_eq!(
+            s.freshness(&c, T0 + 600_000 + 3_600_000),
+            Freshness::Expired
+        );
     }
 
     #[test]
@@ -266,7 +300,11 @@ mod tests {
         assert_eq!(s.next_fetch_at - t, 10_000, "capped at max_interval");
         let jittered = f3.on_failure(&c, t, 0.999);
         assert!(jittered.next_fetch_at - t > 6000 && jittered.next_fetch_at - t <= 8000);
-        assert_eq!(s.freshness(&c, t + 1000), Freshness::Stale, "last good keys survive");
+        assert_eq!(
+            s.freshness(&c, t + 1000),
+            Freshness::Stale,
+            "last good keys survive"
+        );
         assert_eq!(s.generation, 1);
         let back = s.on_success(&c, t + 20_000, 3, 0);
         assert_eq!((back.failures, back.generation), (0, 2));
@@ -296,13 +334,19 @@ mod tests {
         let t = T0 + 5_000;
         assert!(!s.fetch_due(t));
         let asked = s.request_unknown_kid(&c, t).expect("first request");
-        assert!(asked.fetch_due(t), "an unknown kid makes a fetch due at once");
+        assert!(
+            asked.fetch_due(t),
+            "an unknown kid makes a fetch due at once"
+        );
         assert!(asked.unknown_kid_in_flight());
         // A second request while that refetch is in flight waits for it too.
         assert_eq!(asked.request_unknown_kid(&c, t + 5), Some(asked.clone()));
         let done = asked.on_success(&c, t + 50, 2, 0);
         assert!(!done.unknown_kid_in_flight());
-        assert!(!done.may_refetch_unknown_kid(&c, t + 10_000), "rate limited for 30s");
+        assert!(
+            !done.may_refetch_unknown_kid(&c, t + 10_000),
+            "rate limited for 30s"
+        );
         assert!(done.may_refetch_unknown_kid(&c, t + 30_000));
         // A failed unknown-kid refetch does not turn into a fetch loop.
         let failed = asked.on_failure(&c, t + 50, 0.0);
@@ -312,9 +356,15 @@ mod tests {
 
     #[test]
     fn garbage_in_shared_data_reads_as_empty() {
-        assert_eq!(CacheState::from_bytes(Some(b"\xff garbage")), CacheState::default());
+        assert_eq!(
+            CacheState::from_bytes(Some(b"\xff garbage")),
+            CacheState::default()
+        );
         assert_eq!(CacheState::from_bytes(None), CacheState::default());
-        let s = CacheState { generation: 7, ..Default::default() };
+        let s = CacheState {
+            generation: 7,
+            ..Default::default()
+        };
         assert_eq!(CacheState::from_bytes(Some(&s.to_bytes())), s);
     }
 }

@@ -96,7 +96,9 @@ impl Reason {
         match self {
             Reason::Allowed => "",
             Reason::Missing => "Jwt is missing",
-            Reason::Malformed => "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
+            Reason::Malformed => {
+                "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"
+            }
             Reason::TooLarge => "Jwt is too large",
             Reason::AlgNotAllowed => "Jwt header [alg] is not supported",
             Reason::KeyNotFound => "Jwks doesn't have key to match kid or alg from Jwt",

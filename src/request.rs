@@ -14,18 +14,27 @@ pub struct Request {
 impl Request {
     /// Builds a view; names are lowercased so lookups never depend on the client's casing.
     pub fn new(headers: Vec<(String, String)>) -> Self {
-        let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let headers = headers
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         Request { headers }
     }
 
     /// First value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a header, in order.
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All headers.
@@ -70,7 +79,10 @@ impl Request {
             .header("x-forwarded-proto")
             .or_else(|| self.header(":scheme"))
             .unwrap_or("http");
-        let host = self.header(":authority").or_else(|| self.header("host")).unwrap_or("");
+        let host = self
+            .header(":authority")
+            .or_else(|| self.header("host"))
+            .unwrap_or("");
         let mut out = format!("{scheme}://{host}{}", self.path_only());
         // The value goes inside a quoted-string: drop what would break it.
         out.retain(|c| c != '"' && c != '\\' && !c.is_control());
@@ -137,12 +149,20 @@ mod tests {
     use super::*;
 
     fn req(h: &[(&str, &str)]) -> Request {
-        Request::new(h.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Request::new(
+            h.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn query_and_cookies() {
-        let r = req(&[(":path", "/a/b?x=1&access_token=a%2Eb&x=2#f"), ("Cookie", "a=1; tok=\"v.w\""), ("cookie", "tok=other")]);
+        let r = req(&[
+            (":path", "/a/b?x=1&access_token=a%2Eb&x=2#f"),
+            ("Cookie", "a=1; tok=\"v.w\""),
+            ("cookie", "tok=other"),
+        ]);
         assert_eq!(r.path_only(), "/a/b");
         assert_eq!(r.query(), Some("x=1&access_token=a%2Eb&x=2"));
         assert_eq!(r.query_param("access_token").as_deref(), Some("a.b"));
@@ -162,9 +182,18 @@ mod tests {
 
     #[test]
     fn realm_like_envoy() {
-        let r = req(&[(":scheme", "http"), (":authority", "h:1"), (":path", "/p?q=1")]);
+        let r = req(&[
+            (":scheme", "http"),
+            (":authority", "h:1"),
+            (":path", "/p?q=1"),
+        ]);
         assert_eq!(r.realm_uri(), "http://h:1/p");
-        let r = req(&[(":scheme", "http"), ("x-forwarded-proto", "https"), (":authority", "h"), (":path", "/\"x")]);
+        let r = req(&[
+            (":scheme", "http"),
+            ("x-forwarded-proto", "https"),
+            (":authority", "h"),
+            (":path", "/\"x"),
+        ]);
         assert_eq!(r.realm_uri(), "https://h/x");
     }
 }

@@ -11,12 +11,19 @@ pub const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
 
 /// Local JWKS holding [`SECRET`] as kid "k1".
 pub fn oct_jwks() -> String {
-    format!(r#"{{"keys":[{{"kty":"oct","kid":"k1","alg":"HS256","k":"{}"}}]}}"#, b64::encode(SECRET))
+    format!(
+        r#"{{"keys":[{{"kty":"oct","kid":"k1","alg":"HS256","k":"{}"}}]}}"#,
+        b64::encode(SECRET)
+    )
 }
 
 /// Signs `header`/`payload` JSON text with HS256 over `secret`.
 pub fn hs256(secret: &[u8], header: &str, payload: &str) -> String {
-    let input = format!("{}.{}", b64::encode(header.as_bytes()), b64::encode(payload.as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.as_bytes()),
+        b64::encode(payload.as_bytes())
+    );
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
     mac.update(input.as_bytes());
     format!("{input}.{}", b64::encode(&mac.finalize().into_bytes()))
@@ -25,7 +32,11 @@ pub fn hs256(secret: &[u8], header: &str, payload: &str) -> String {
 /// A good token for issuer "https://idp" with the given extra payload members.
 pub fn token(extra: &str) -> String {
     let sep = if extra.is_empty() { "" } else { "," };
-    hs256(SECRET, r#"{"alg":"HS256","kid":"k1"}"#, &format!(r#"{{"iss":"https://idp","sub":"alice","exp":2000000000{sep}{extra}}}"#))
+    hs256(
+        SECRET,
+        r#"{"alg":"HS256","kid":"k1"}"#,
+        &format!(r#"{{"iss":"https://idp","sub":"alice","exp":2000000000{sep}{extra}}}"#),
+    )
 }
 
 /// A request with pseudo-headers for `method` and `path` plus `headers`.

@@ -52,12 +52,16 @@ fn edit_headers(c: &HeaderChanges) {
 /// under `wasm.<name>` (for RBAC and access logs).
 fn publish_identity(config: &Config, verified: &[Verified]) {
     for v in verified {
-        let Some(p) = config.providers.get(v.provider) else { continue };
+        let Some(p) = config.providers.get(v.provider) else {
+            continue;
+        };
         if let Some(name) = &p.payload_in_metadata {
             let json = serde_json::Value::Object(v.claims.object.clone()).to_string();
             let _ = hostcalls::set_property(vec![name.as_str()], Some(json.as_bytes()));
         }
-        for (prop, value) in jwt_authn::headers::claim_headers(&p.claim_to_filter_state, |c| v.claims.get_path(c).cloned()) {
+        for (prop, value) in jwt_authn::headers::claim_headers(&p.claim_to_filter_state, |c| {
+            v.claims.get_path(c).cloned()
+        }) {
             let _ = hostcalls::set_property(vec![prop.as_str()], Some(value.as_bytes()));
         }
     }
@@ -65,8 +69,19 @@ fn publish_identity(config: &Config, verified: &[Verified]) {
 
 fn reply(config: &Config, metrics: &Metrics, d: &Denial, path: &str) {
     metrics.count(d.reason);
-    let provider = d.provider.and_then(|id| config.providers.get(id)).map(|p| p.name.as_str()).unwrap_or("-");
-    log::debug!("deny {} ({}) provider={provider} path={path}", d.status, d.reason.code());
-    let headers = vec![("www-authenticate", d.www_authenticate.as_str()), ("content-type", "text/plain")];
+    let provider = d
+        .provider
+        .and_then(|id| config.providers.get(id))
+        .map(|p| p.name.as_str())
+        .unwrap_or("-");
+    log::debug!(
+        "deny {} ({}) provider={provider} path={path}",
+        d.status,
+        d.reason.code()
+    );
+    let headers = vec![
+        ("www-authenticate", d.www_authenticate.as_str()),
+        ("content-type", "text/plain"),
+    ];
     let _ = hostcalls::send_http_response(u32::from(d.status), headers, Some(d.body.as_bytes()));
 }

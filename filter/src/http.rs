@@ -24,13 +24,24 @@ impl HttpContext for Http {
         let req = Request::new(host::request_headers());
         let Ok(mut shared) = self.shared.try_borrow_mut() else {
             // Cannot happen (the host never nests callbacks); fail closed if it does.
-            let _ = proxy_wasm::hostcalls::send_http_response(500, vec![], Some(b"jwt_authn: internal error"));
+            let _ = proxy_wasm::hostcalls::send_http_response(
+                500,
+                vec![],
+                Some(b"jwt_authn: internal error"),
+            );
             return Action::Pause;
         };
         let now_ms = host::now_ms();
-        let ctx = EvalContext { now: now_ms / 1000, already_fetched: Vec::new() };
+        let ctx = EvalContext {
+            now: now_ms / 1000,
+            already_fetched: Vec::new(),
+        };
         let Some(config) = shared.config.clone() else {
-            let _ = proxy_wasm::hostcalls::send_http_response(503, vec![], Some(b"jwt_authn: not configured"));
+            let _ = proxy_wasm::hostcalls::send_http_response(
+                503,
+                vec![],
+                Some(b"jwt_authn: not configured"),
+            );
             return Action::Pause;
         };
         let decision = engine::evaluate(&config, &req, &shared.keys.at(now_ms), &ctx);

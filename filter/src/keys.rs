@@ -104,7 +104,12 @@ impl Keys {
             .map(|(id, p)| match &p.keys {
                 KeySource::Remote(r) => {
                     metrics.add_provider(id, &p.name);
-                    let h = fnv(&[&p.name, target_uri(&r.target), &r.cluster, &format!("{:?}", r.jwks_options)]);
+                    let h = fnv(&[
+                        &p.name,
+                        target_uri(&r.target),
+                        &r.cluster,
+                        &format!("{:?}", r.jwks_options),
+                    ]);
                     Some(RemoteProvider {
                         name: p.name.clone(),
                         cfg: (**r).clone(),
@@ -129,14 +134,19 @@ impl Keys {
 
     /// A `KeyStore` for one evaluation at `now_ms`.
     pub fn at(&self, now_ms: u64) -> KeysAt<'_> {
-        KeysAt { keys: self, now: now_ms }
+        KeysAt {
+            keys: self,
+            now: now_ms,
+        }
     }
 
     /// Periodic work: reload what other VMs fetched, update gauges, and start a
     /// fetch when one is due and this VM wins the lease.
     pub fn tick(&mut self, now: u64, me: u64, metrics: &Metrics) {
         for id in 0..self.providers.len() {
-            let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else { continue };
+            let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else {
+                continue;
+            };
             p.reload(now, metrics.provider(id));
             if p.in_flight.is_some() {
                 continue;
@@ -152,7 +162,9 @@ impl Keys {
     /// Asks (across all VMs) for a refetch because of an unknown `kid`.
     /// `false` when rate-limited.
     pub fn request_unknown_kid(&mut self, id: ProviderId, now: u64, metrics: &Metrics) -> bool {
-        let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else { return false };
+        let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else {
+            return false;
+        };
         let cfg = p.cfg.clone();
         let before = p.view.unknown_kid_in_flight();
         match update_state(&p.state_key, |s| s.request_unknown_kid(&cfg, now)) {
@@ -168,9 +180,17 @@ impl Keys {
     }
 
     /// Routes a callout response; `false` if the token is not ours.
-    pub fn on_response(&mut self, token: u32, body_size: usize, now: u64, metrics: &Metrics) -> bool {
+    pub fn on_response(
+        &mut self,
+        token: u32,
+        body_size: usize,
+        now: u64,
+        metrics: &Metrics,
+    ) -> bool {
         for id in 0..self.providers.len() {
-            let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else { continue };
+            let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) else {
+                continue;
+            };
             if p.in_flight.as_ref().map(|f| f.token) == Some(token) {
                 p.on_response(body_size, now, metrics, id);
                 return true;
@@ -185,12 +205,19 @@ impl RemoteProvider {
     fn reload(&mut self, now: u64, m: metrics::ProviderMetrics) {
         let (bytes, _) = host::shared_get(&self.state_key);
         let state = CacheState::from_bytes(bytes.as_deref());
-        if state.generation != self.view.generation || (self.keys.is_none() && state.key_count > 0) {
+        if state.generation != self.view.generation || (self.keys.is_none() && state.key_count > 0)
+        {
             let (body, _) = host::shared_get(&self.body_key);
             if let Some(body) = body {
-                match std::str::from_utf8(&body).ok().map(|t| jwk::parse_key_set(t, &self.cfg.jwks_options)) {
+                match std::str::from_utf8(&body)
+                    .ok()
+                    .map(|t| jwk::parse_key_set(t, &self.cfg.jwks_options))
+                {
                     Some(Ok(set)) => self.keys = Some(Arc::new(set)),
-                    _ => log::warn!("jwks {}: shared key set could not be read; keeping the previous one", self.name),
+                    _ => log::warn!(
+                        "jwks {}: shared key set could not be read; keeping the previous one",
+                        self.name
+                    ),
                 }
             }
         }
@@ -209,9 +236,15 @@ impl RemoteProvider {
     /// Starts the fetch this VM just leased.
     fn start(&mut self, now: u64, metrics: &Metrics, id: usize) {
         let stage = match (&self.cfg.target, &self.view.discovered_jwks_uri) {
-            (RemoteTarget::Discovery(_), Some(uri)) => Stage::Jwks { uri: uri.clone(), discovered: true },
+            (RemoteTarget::Discovery(_), Some(uri)) => Stage::Jwks {
+                uri: uri.clone(),
+                discovered: true,
+            },
             (RemoteTarget::Discovery(_), None) => Stage::Discovery,
-            (RemoteTarget::Jwks(t), _) => Stage::Jwks { uri: t.uri.clone(), discovered: false },
+            (RemoteTarget::Jwks(t), _) => Stage::Jwks {
+                uri: t.uri.clone(),
+                discovered: false,
+            },
         };
         self.dispatch(stage, now, metrics, id);
     }
@@ -226,7 +259,15 @@ impl RemoteProvider {
         };
         let target = match target {
             Ok(t) => t,
-            Err(e) => return self.fail(now, metrics, id, &format!("bad jwks_uri: {}", e.message), true),
+            Err(e) => {
+                return self.fail(
+                    now,
+                    metrics,
+                    id,
+                    &format!("bad jwks_uri: {}", e.message),
+                    true,
+                )
+            }
         };
         let headers = vec![
             (":method", "GET"),
@@ -235,59 +276,129 @@ impl RemoteProvider {
             ("accept", "application/json"),
             ("user-agent", "jwt-authn-wasm"),
         ];
-        match hostcalls::dispatch_http_call(&self.cfg.cluster, headers, None, vec![], self.cfg.timeout) {
+        match hostcalls::dispatch_http_call(
+            &self.cfg.cluster,
+            headers,
+            None,
+            vec![],
+            self.cfg.timeout,
+        ) {
             Ok(token) => self.in_flight = Some(InFlight { token, stage }),
-            Err(e) => self.fail(now, metrics, id, &format!("callout to cluster {:?} refused by the host ({e:?})", self.cfg.cluster), false),
+            Err(e) => self.fail(
+                now,
+                metrics,
+                id,
+                &format!(
+                    "callout to cluster {:?} refused by the host ({e:?})",
+                    self.cfg.cluster
+                ),
+                false,
+            ),
         }
     }
 
     fn on_response(&mut self, body_size: usize, now: u64, metrics: &Metrics, id: usize) {
-        let Some(flight) = self.in_flight.take() else { return };
+        let Some(flight) = self.in_flight.take() else {
+            return;
+        };
         let status = host::call_response_header(":status").unwrap_or_default();
         if status != "200" {
-            let what = if status.is_empty() { "no response (timeout or connection failure)".to_string() } else { format!("HTTP status {status}") };
-            let discovered = matches!(flight.stage, Stage::Jwks { discovered: true, .. });
+            let what = if status.is_empty() {
+                "no response (timeout or connection failure)".to_string()
+            } else {
+                format!("HTTP status {status}")
+            };
+            let discovered = matches!(
+                flight.stage,
+                Stage::Jwks {
+                    discovered: true,
+                    ..
+                }
+            );
             return self.fail(now, metrics, id, &what, discovered);
         }
         if body_size > self.cfg.max_jwks_bytes {
-            return self.fail(now, metrics, id, &format!("body of {body_size} bytes is over the {} byte limit", self.cfg.max_jwks_bytes), false);
+            return self.fail(
+                now,
+                metrics,
+                id,
+                &format!(
+                    "body of {body_size} bytes is over the {} byte limit",
+                    self.cfg.max_jwks_bytes
+                ),
+                false,
+            );
         }
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let Ok(text) = String::from_utf8(body) else {
             return self.fail(now, metrics, id, "body is not UTF-8", false);
         };
         match flight.stage {
             Stage::Discovery => match discovered_jwks_uri(&text) {
-                Ok(uri) => self.dispatch(Stage::Jwks { uri, discovered: true }, now, metrics, id),
-                Err(why) => self.fail(now, metrics, id, &format!("discovery document: {why}"), false),
+                Ok(uri) => self.dispatch(
+                    Stage::Jwks {
+                        uri,
+                        discovered: true,
+                    },
+                    now,
+                    metrics,
+                    id,
+                ),
+                Err(why) => self.fail(
+                    now,
+                    metrics,
+                    id,
+                    &format!("discovery document: {why}"),
+                    false,
+                ),
             },
-            Stage::Jwks { uri, discovered } => match jwk::parse_key_set(&text, &self.cfg.jwks_options) {
-                Ok(set) => {
-                    let _ = host::shared_set(&self.body_key, text.as_bytes(), None);
-                    let (n, skipped) = (set.keys.len() as u32, set.skipped.len() as u32);
-                    for s in &set.skipped {
-                        log::warn!("jwks {}: skipped key #{} (kid {:?}): {}", self.name, s.index, s.kid.as_deref().unwrap_or("-"), s.reason.as_str());
+            Stage::Jwks { uri, discovered } => {
+                match jwk::parse_key_set(&text, &self.cfg.jwks_options) {
+                    Ok(set) => {
+                        let _ = host::shared_set(&self.body_key, text.as_bytes(), None);
+                        let (n, skipped) = (set.keys.len() as u32, set.skipped.len() as u32);
+                        for s in &set.skipped {
+                            log::warn!(
+                                "jwks {}: skipped key #{} (kid {:?}): {}",
+                                self.name,
+                                s.index,
+                                s.kid.as_deref().unwrap_or("-"),
+                                s.reason.as_str()
+                            );
+                        }
+                        let cfg = self.cfg.clone();
+                        let uri_kept = discovered.then_some(uri);
+                        let next = update_state(&self.state_key, |s| {
+                            let mut n2 = s.on_success(&cfg, now, n, skipped);
+                            n2.discovered_jwks_uri = uri_kept.clone();
+                            Some(n2)
+                        });
+                        if let Some(s) = next {
+                            self.view = s;
+                        }
+                        self.keys = Some(Arc::new(set));
+                        self.stale_logged = false;
+                        metrics::inc(metrics.provider(id).fetch_success);
+                        metrics::set(metrics.provider(id).keys, u64::from(n));
+                        metrics::set(metrics.provider(id).skipped_keys, u64::from(skipped));
+                        metrics::set(metrics.provider(id).stale_keys_in_use, 0);
+                        log::info!(
+                            "jwks {}: fetched {n} usable keys ({skipped} skipped)",
+                            self.name
+                        );
                     }
-                    let cfg = self.cfg.clone();
-                    let uri_kept = discovered.then_some(uri);
-                    let next = update_state(&self.state_key, |s| {
-                        let mut n2 = s.on_success(&cfg, now, n, skipped);
-                        n2.discovered_jwks_uri = uri_kept.clone();
-                        Some(n2)
-                    });
-                    if let Some(s) = next {
-                        self.view = s;
-                    }
-                    self.keys = Some(Arc::new(set));
-                    self.stale_logged = false;
-                    metrics::inc(metrics.provider(id).fetch_success);
-                    metrics::set(metrics.provider(id).keys, u64::from(n));
-                    metrics::set(metrics.provider(id).skipped_keys, u64::from(skipped));
-                    metrics::set(metrics.provider(id).stale_keys_in_use, 0);
-                    log::info!("jwks {}: fetched {n} usable keys ({skipped} skipped)", self.name);
+                    Err(e) => self.fail(
+                        now,
+                        metrics,
+                        id,
+                        &format!("unusable key set: {e}"),
+                        discovered,
+                    ),
                 }
-                Err(e) => self.fail(now, metrics, id, &format!("unusable key set: {e}"), discovered),
-            },
+            }
         }
     }
 
@@ -322,8 +433,12 @@ impl RemoteProvider {
 
 /// Takes `jwks_uri` out of an OIDC discovery document.
 fn discovered_jwks_uri(text: &str) -> Result<String, String> {
-    let v = jwt_authn::json::parse_strict(text.as_bytes(), jwt_authn::json::DEFAULT_MAX_DEPTH).map_err(|e| e.to_string())?;
-    let uri = v.get("jwks_uri").and_then(|u| u.as_str()).ok_or("no jwks_uri string")?;
+    let v = jwt_authn::json::parse_strict(text.as_bytes(), jwt_authn::json::DEFAULT_MAX_DEPTH)
+        .map_err(|e| e.to_string())?;
+    let uri = v
+        .get("jwks_uri")
+        .and_then(|u| u.as_str())
+        .ok_or("no jwks_uri string")?;
     HttpTarget::parse(uri, "jwks_uri").map_err(|e| e.message)?;
     Ok(uri.to_string())
 }
@@ -336,21 +451,32 @@ pub struct KeysAt<'a> {
 
 impl KeyStore for KeysAt<'_> {
     fn remote_keys(&self, id: ProviderId) -> RemoteKeys {
-        let Some(p) = self.keys.provider(id) else { return RemoteKeys::Failed };
+        let Some(p) = self.keys.provider(id) else {
+            return RemoteKeys::Failed;
+        };
         match (&p.keys, p.view.freshness(&p.cfg, self.now)) {
             (Some(k), Freshness::Fresh | Freshness::Stale) => RemoteKeys::Ready(k.clone()),
-            _ if p.view.cold_start_failed(&p.cfg) || p.view.failures > p.cfg.num_retries => RemoteKeys::Failed,
+            _ if p.view.cold_start_failed(&p.cfg) || p.view.failures > p.cfg.num_retries => {
+                RemoteKeys::Failed
+            }
             _ => RemoteKeys::Pending,
         }
     }
 
     fn may_refetch_unknown_kid(&self, id: ProviderId) -> bool {
-        self.keys.provider(id).is_some_and(|p| p.view.may_refetch_unknown_kid(&p.cfg, self.now))
+        self.keys
+            .provider(id)
+            .is_some_and(|p| p.view.may_refetch_unknown_kid(&p.cfg, self.now))
     }
 }
 
 /// How long a request may wait for keys before it is answered anyway.
 pub fn wait_budget(cfg: &RemoteJwks) -> u64 {
-    let per_try = ms(cfg.timeout).saturating_mul(2).saturating_add(ms(cfg.retry_max).min(ms(cfg.failed_refetch).max(ms(cfg.retry_base)) * 4));
-    per_try.saturating_mul(u64::from(cfg.num_retries) + 1).saturating_add(1000).min(120_000)
+    let per_try = ms(cfg.timeout)
+        .saturating_mul(2)
+        .saturating_add(ms(cfg.retry_max).min(ms(cfg.failed_refetch).max(ms(cfg.retry_base)) * 4));
+    per_try
+        .saturating_mul(u64::from(cfg.num_retries) + 1)
+        .saturating_add(1000)
+        .min(120_000)
 }

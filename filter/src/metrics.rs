@@ -37,7 +37,15 @@ fn define(t: MetricType, name: &str) -> Option<u32> {
 
 /// Metric names may not carry dots or spaces from user input.
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl Metrics {
@@ -58,7 +66,11 @@ impl Metrics {
                 by_reason.insert(r, id);
             }
         }
-        Metrics { prefix, by_reason, providers: HashMap::new() }
+        Metrics {
+            prefix,
+            by_reason,
+            providers: HashMap::new(),
+        }
     }
 
     /// Defines a remote provider's metrics.
@@ -67,7 +79,10 @@ impl Metrics {
         let m = ProviderMetrics {
             fetch_success: define(MetricType::Counter, &format!("{base}.fetch_success")),
             fetch_failed: define(MetricType::Counter, &format!("{base}.fetch_failed")),
-            unknown_kid_refetch: define(MetricType::Counter, &format!("{base}.unknown_kid_refetch")),
+            unknown_kid_refetch: define(
+                MetricType::Counter,
+                &format!("{base}.unknown_kid_refetch"),
+            ),
             keys: define(MetricType::Gauge, &format!("{base}.keys")),
             skipped_keys: define(MetricType::Gauge, &format!("{base}.skipped_keys")),
             stale_keys_in_use: define(MetricType::Gauge, &format!("{base}.stale_keys_in_use")),

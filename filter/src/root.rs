@@ -42,7 +42,15 @@ pub struct Shared {
 
 impl Shared {
     /// Parks a request until `provider`'s keys change (or its wait budget ends).
-    pub fn wait(&mut self, ctx: u32, req: Request, provider: ProviderId, cause: FetchCause, already: Vec<ProviderId>, now: u64) {
+    pub fn wait(
+        &mut self,
+        ctx: u32,
+        req: Request,
+        provider: ProviderId,
+        cause: FetchCause,
+        already: Vec<ProviderId>,
+        now: u64,
+    ) {
         if cause == FetchCause::UnknownKid {
             let m = &self.metrics;
             if !self.keys.request_unknown_kid(provider, now, m) {
@@ -54,7 +62,15 @@ impl Shared {
             Some(p) => (p.view.generation, keys::wait_budget(&p.cfg)),
             None => (0, 0),
         };
-        self.waiters.push(Waiter { ctx, req, provider, cause, already, generation, deadline: now.saturating_add(budget) });
+        self.waiters.push(Waiter {
+            ctx,
+            req,
+            provider,
+            cause,
+            already,
+            generation,
+            deadline: now.saturating_add(budget),
+        });
     }
 
     /// Drops a finished request's waiter.
@@ -64,7 +80,9 @@ impl Shared {
 
     /// Resumes (or answers) every waiter whose provider has news.
     fn wake(&mut self, now: u64) {
-        let Some(config) = self.config.clone() else { return };
+        let Some(config) = self.config.clone() else {
+            return;
+        };
         let mut ready = Vec::new();
         let mut i = 0;
         while i < self.waiters.len() {
@@ -87,7 +105,10 @@ impl Shared {
         for w in ready {
             let mut already = w.already.clone();
             already.push(w.provider);
-            let ctx = EvalContext { now: now / 1000, already_fetched: already.clone() };
+            let ctx = EvalContext {
+                now: now / 1000,
+                already_fetched: already.clone(),
+            };
             let decision = engine::evaluate(&config, &w.req, &self.keys.at(now), &ctx);
             if hostcalls::set_effective_context(w.ctx).is_err() {
                 continue; // the request is gone
@@ -97,7 +118,9 @@ impl Shared {
                     self.wait(w.ctx, w.req, *provider, *cause, already, now);
                 }
                 _ => {
-                    if apply::apply(&config, &self.metrics, &decision, w.req.path_only()) == Next::Continue {
+                    if apply::apply(&config, &self.metrics, &decision, w.req.path_only())
+                        == Next::Continue
+                    {
                         let _ = hostcalls::resume_http_request();
                     }
                 }
@@ -115,13 +138,28 @@ pub struct Root {
 impl Root {
     /// A root context with no configuration yet.
     pub fn new(id: u32) -> Root {
-        let shared = Shared { config: None, metrics: Metrics::default(), keys: Keys::default(), waiters: Vec::new(), me: host::random_u64() };
-        Root { id, shared: Rc::new(RefCell::new(shared)) }
+        let shared = Shared {
+            config: None,
+            metrics: Metrics::default(),
+            keys: Keys::default(),
+            waiters: Vec::new(),
+            me: host::random_u64(),
+        };
+        Root {
+            id,
+            shared: Rc::new(RefCell::new(shared)),
+        }
     }
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
         let now = host::now_ms();
         if let Ok(mut s) = self.shared.try_borrow_mut() {
             let Shared { keys, metrics, .. } = &mut *s;
@@ -134,15 +172,23 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let bytes = hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::PluginConfiguration,
+            0,
+            usize::MAX,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
         match Config::parse(&bytes) {
             Ok(config) => {
                 let mut metrics = Metrics::new(&config.stat_prefix);
                 let keys = Keys::new(&config, &mut metrics);
-                let remote = config.providers.iter().filter(|p| matches!(p.keys, jwt_authn::config::KeySource::Remote(_))).count();
+                let remote = config
+                    .providers
+                    .iter()
+                    .filter(|p| matches!(p.keys, jwt_authn::config::KeySource::Remote(_)))
+                    .count();
                 log::info!(
                     "jwt_authn_wasm: configuration loaded: {} providers ({} remote), {} rules",
                     config.providers.len(),
@@ -179,7 +225,10 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http { id: context_id, shared: self.shared.clone() }))
+        Some(Box::new(Http {
+            id: context_id,
+            shared: self.shared.clone(),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {

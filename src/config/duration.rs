@@ -87,7 +87,18 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        for bad in ["5 s", "5", "s", "-1s", "1.s", "1.0000000001s", "5m", "", "1e3s", "+1s"] {
+        for bad in [
+            "5 s",
+            "5",
+            "s",
+            "-1s",
+            "1.s",
+            "1.0000000001s",
+            "5m",
+            "",
+            "1e3s",
+            "+1s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -24,7 +24,13 @@ impl FullRegex {
             .build()
             .map(FullRegex)
             .map_err(|e| {
-                let first_line = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                let first_line = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
                 ConfigError::new(path, format!("invalid regex: {first_line}"))
             })
     }
@@ -60,24 +66,36 @@ impl StringMatcher {
         }
         if let Some(v) = &raw.prefix {
             if v.is_empty() {
-                return Err(ConfigError::new(&format!("{path}.prefix"), "must not be empty"));
+                return Err(ConfigError::new(
+                    &format!("{path}.prefix"),
+                    "must not be empty",
+                ));
             }
             found.push(StringMatcher::Prefix(v.clone(), ic));
         }
         if let Some(v) = &raw.suffix {
             if v.is_empty() {
-                return Err(ConfigError::new(&format!("{path}.suffix"), "must not be empty"));
+                return Err(ConfigError::new(
+                    &format!("{path}.suffix"),
+                    "must not be empty",
+                ));
             }
             found.push(StringMatcher::Suffix(v.clone(), ic));
         }
         if let Some(v) = &raw.contains {
             if v.is_empty() {
-                return Err(ConfigError::new(&format!("{path}.contains"), "must not be empty"));
+                return Err(ConfigError::new(
+                    &format!("{path}.contains"),
+                    "must not be empty",
+                ));
             }
             found.push(StringMatcher::Contains(v.clone(), ic));
         }
         if let Some(r) = &raw.safe_regex {
-            found.push(StringMatcher::Regex(compile_regex(r, &format!("{path}.safe_regex"))?));
+            found.push(StringMatcher::Regex(compile_regex(
+                r,
+                &format!("{path}.safe_regex"),
+            )?));
         }
         match found.len() {
             1 => Ok(found.remove(0)),
@@ -114,7 +132,10 @@ impl StringMatcher {
 /// Compiles `{regex, google_re2}`; `path` is the JSON path of the matcher.
 pub(crate) fn compile_regex(raw: &RawRegexMatcher, path: &str) -> Result<FullRegex, ConfigError> {
     if raw.regex.is_empty() {
-        return Err(ConfigError::new(&format!("{path}.regex"), "must not be empty"));
+        return Err(ConfigError::new(
+            &format!("{path}.regex"),
+            "must not be empty",
+        ));
     }
     FullRegex::compile(&raw.regex, &format!("{path}.regex"))
 }
@@ -132,8 +153,12 @@ mod tests {
     fn each_kind_matches() {
         assert!(m(r#"{"exact":"a"}"#).unwrap().matches("a"));
         assert!(!m(r#"{"exact":"a"}"#).unwrap().matches("A"));
-        assert!(m(r#"{"exact":"a","ignore_case":true}"#).unwrap().matches("A"));
-        assert!(m(r#"{"prefix":"spiffe://"}"#).unwrap().matches("spiffe://x"));
+        assert!(m(r#"{"exact":"a","ignore_case":true}"#)
+            .unwrap()
+            .matches("A"));
+        assert!(m(r#"{"prefix":"spiffe://"}"#)
+            .unwrap()
+            .matches("spiffe://x"));
         assert!(!m(r#"{"prefix":"spiffe://"}"#).unwrap().matches("http://x"));
         assert!(m(r#"{"suffix":"@corp"}"#).unwrap().matches("a@corp"));
         assert!(m(r#"{"contains":"mid"}"#).unwrap().matches("amidb"));
@@ -145,7 +170,11 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = m(r#"{"safe_regex":{"regex":"("}}"#).unwrap_err();
-        assert!(e.to_string().starts_with("subjects.safe_regex.regex: invalid regex"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("subjects.safe_regex.regex: invalid regex"),
+            "{e}"
+        );
         let e = m(r#"{}"#).unwrap_err();
         assert!(e.to_string().starts_with("subjects: one of"), "{e}");
         let e = m(r#"{"exact":"a","prefix":"b"}"#).unwrap_err();

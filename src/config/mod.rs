@@ -31,7 +31,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// Builds an error for `path`.
     pub fn new(path: &str, message: impl Into<String>) -> Self {
-        ConfigError { path: path.to_string(), message: message.into() }
+        ConfigError {
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -191,16 +194,31 @@ impl HttpTarget {
         let rest = uri
             .strip_prefix("http://")
             .or_else(|| uri.strip_prefix("https://"))
-            .ok_or_else(|| ConfigError::new(field, format!("uri must start with http:// or https:// (got {:?})", truncate(uri))))?;
+            .ok_or_else(|| {
+                ConfigError::new(
+                    field,
+                    format!(
+                        "uri must start with http:// or https:// (got {:?})",
+                        truncate(uri)
+                    ),
+                )
+            })?;
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes().get(i) == Some(&b'/') => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
             None => (rest, "/".to_string()),
         };
         if authority.is_empty() || authority.contains(['@', ' ', '#']) {
-            return Err(ConfigError::new(field, format!("uri has no valid host (got {:?})", truncate(uri))));
+            return Err(ConfigError::new(
+                field,
+                format!("uri has no valid host (got {:?})", truncate(uri)),
+            ));
         }
-        Ok(HttpTarget { uri: uri.to_string(), authority: authority.to_string(), path })
+        Ok(HttpTarget {
+            uri: uri.to_string(),
+            authority: authority.to_string(),
+            path,
+        })
     }
 }
 
@@ -341,18 +359,22 @@ fn truncate(s: &str) -> String {
 /// True for an RFC 7230 token (a legal header name).
 fn is_header_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl Config {
     /// Parses and validates the plugin configuration.
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         if bytes.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError::new("", format!("configuration is larger than {MAX_CONFIG_BYTES} bytes")));
+            return Err(ConfigError::new(
+                "",
+                format!("configuration is larger than {MAX_CONFIG_BYTES} bytes"),
+            ));
         }
-        let text = std::str::from_utf8(bytes).map_err(|_| ConfigError::new("", "configuration is not UTF-8"))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ConfigError::new("", "configuration is not UTF-8"))?;
         if text.trim().is_empty() {
             return Err(ConfigError::new("", "configuration is empty"));
         }
@@ -361,7 +383,9 @@ impl Config {
             let path = e.path().to_string();
             ConfigError::new(&path, without_position(&e.inner().to_string()))
         })?;
-        de.end().map_err(|e| ConfigError::new("", format!("trailing data after the configuration: {e}")))?;
+        de.end().map_err(|e| {
+            ConfigError::new("", format!("trailing data after the configuration: {e}"))
+        })?;
         compile(raw)
     }
 
@@ -380,8 +404,12 @@ fn without_position(msg: &str) -> String {
 }
 
 fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
-    let names: BTreeMap<&str, ProviderId> =
-        raw.providers.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let names: BTreeMap<&str, ProviderId> = raw
+        .providers
+        .keys()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, p) in &raw.providers {
         providers.push(compile_provider(name, p)?);
@@ -397,13 +425,23 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         let route = compile_route(m, &format!("{path}.match"))?;
         let requires = match &r.requires {
             None => None,
-            Some(req) => Some(compile_requirement(req, &format!("{path}.requires"), &names, &all, true)?),
+            Some(req) => Some(compile_requirement(
+                req,
+                &format!("{path}.requires"),
+                &names,
+                &all,
+                true,
+            )?),
         };
         let authz = match &r.extensions {
             None => None,
             Some(v) => crate::authz::Authorization::from_json(v, &format!("{path}.extensions"))?,
         };
-        rules.push(Rule { route, requires, authz });
+        rules.push(Rule {
+            route,
+            requires,
+            authz,
+        });
     }
 
     let ext = &raw.extensions;
@@ -426,7 +464,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     for (i, h) in ext.strip_headers.iter().enumerate() {
         if !is_header_name(h) {
-            return Err(ConfigError::new(&format!("extensions.strip_headers[{i}]"), format!("invalid header name {:?}", truncate(h))));
+            return Err(ConfigError::new(
+                &format!("extensions.strip_headers[{i}]"),
+                format!("invalid header name {:?}", truncate(h)),
+            ));
         }
         strip_headers.push(h.to_ascii_lowercase());
     }
@@ -435,7 +476,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut strip_header_prefixes = Vec::new();
     for (i, h) in ext.strip_header_prefixes.iter().enumerate() {
         if !is_header_name(h) || h.starts_with(':') {
-            return Err(ConfigError::new(&format!("extensions.strip_header_prefixes[{i}]"), format!("invalid header name prefix {:?}", truncate(h))));
+            return Err(ConfigError::new(
+                &format!("extensions.strip_header_prefixes[{i}]"),
+                format!("invalid header name prefix {:?}", truncate(h)),
+            ));
         }
         strip_header_prefixes.push(h.to_ascii_lowercase());
     }
@@ -453,7 +497,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
 fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError> {
     let path = format!("providers.{name}");
     if name.is_empty() {
-        return Err(ConfigError::new("providers", "provider names must not be empty"));
+        return Err(ConfigError::new(
+            "providers",
+            "provider names must not be empty",
+        ));
     }
     let ext = &p.extensions;
     let min_rsa_bits = match ext.min_rsa_bits {
@@ -480,30 +527,48 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
         (Some(local), None, None) => {
             let lpath = format!("{path}.local_jwks");
             let text = local_jwks_text(local, &lpath)?;
-            let opts = JwksOptions { min_rsa_bits, allow_hmac: true, max_bytes: max_jwks_bytes.max(text.len().min(MAX_CONFIG_BYTES)), ..JwksOptions::default() };
+            let opts = JwksOptions {
+                min_rsa_bits,
+                allow_hmac: true,
+                max_bytes: max_jwks_bytes.max(text.len().min(MAX_CONFIG_BYTES)),
+                ..JwksOptions::default()
+            };
             let set = jwk::parse_key_set(&text, &opts)
                 .map_err(|e| ConfigError::new(&format!("{lpath}.inline_string"), e.to_string()))?;
             KeySource::Local(Arc::new(set))
         }
-        (None, Some(remote), None) => {
-            KeySource::Remote(Box::new(compile_remote(remote, &format!("{path}.remote_jwks"), ext, min_rsa_bits, max_jwks_bytes)?))
-        }
+        (None, Some(remote), None) => KeySource::Remote(Box::new(compile_remote(
+            remote,
+            &format!("{path}.remote_jwks"),
+            ext,
+            min_rsa_bits,
+            max_jwks_bytes,
+        )?)),
         (None, None, Some(disc)) => {
             let dpath = format!("{path}.extensions.oidc_discovery");
             if p.issuer.is_empty() {
-                return Err(ConfigError::new(&format!("{path}.issuer"), "is required with extensions.oidc_discovery"));
+                return Err(ConfigError::new(
+                    &format!("{path}.issuer"),
+                    "is required with extensions.oidc_discovery",
+                ));
             }
             if disc.cluster.is_empty() {
                 return Err(ConfigError::new(&format!("{dpath}.cluster"), "is required"));
             }
             let uri = match &disc.uri {
                 Some(u) => u.clone(),
-                None => format!("{}/.well-known/openid-configuration", p.issuer.trim_end_matches('/')),
+                None => format!(
+                    "{}/.well-known/openid-configuration",
+                    p.issuer.trim_end_matches('/')
+                ),
             };
             let target = HttpTarget::parse(&uri, &format!("{dpath}.uri"))?;
             let timeout = disc.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(5));
             if timeout.is_zero() {
-                return Err(ConfigError::new(&format!("{dpath}.timeout"), "must be greater than 0s"));
+                return Err(ConfigError::new(
+                    &format!("{dpath}.timeout"),
+                    "must be greater than 0s",
+                ));
             }
             KeySource::Remote(Box::new(RemoteJwks {
                 target: RemoteTarget::Discovery(target),
@@ -514,17 +579,34 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
                 num_retries: 0,
                 retry_base: DEFAULT_RETRY_BASE,
                 retry_max: DEFAULT_RETRY_MAX,
-                stale_if_error: ext.stale_if_error.map(|d| d.0).unwrap_or(DEFAULT_STALE_IF_ERROR),
-                unknown_kid_refetch_interval: ext.unknown_kid_refetch_interval.map(|d| d.0).unwrap_or(DEFAULT_UNKNOWN_KID_REFETCH),
+                stale_if_error: ext
+                    .stale_if_error
+                    .map(|d| d.0)
+                    .unwrap_or(DEFAULT_STALE_IF_ERROR),
+                unknown_kid_refetch_interval: ext
+                    .unknown_kid_refetch_interval
+                    .map(|d| d.0)
+                    .unwrap_or(DEFAULT_UNKNOWN_KID_REFETCH),
                 max_jwks_bytes,
-                jwks_options: JwksOptions { min_rsa_bits, allow_hmac: false, max_bytes: max_jwks_bytes, ..JwksOptions::default() },
+                jwks_options: JwksOptions {
+                    min_rsa_bits,
+                    allow_hmac: false,
+                    max_bytes: max_jwks_bytes,
+                    ..JwksOptions::default()
+                },
             }))
         }
         (None, None, None) => {
-            return Err(ConfigError::new(&path, "one of remote_jwks, local_jwks (or extensions.oidc_discovery) is required"))
+            return Err(ConfigError::new(
+                &path,
+                "one of remote_jwks, local_jwks (or extensions.oidc_discovery) is required",
+            ))
         }
         _ => {
-            return Err(ConfigError::new(&path, "only one of remote_jwks, local_jwks, extensions.oidc_discovery may be set"))
+            return Err(ConfigError::new(
+                &path,
+                "only one of remote_jwks, local_jwks, extensions.oidc_discovery may be set",
+            ))
         }
     };
 
@@ -536,24 +618,43 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
     let mut locations = Vec::new();
     for (i, h) in p.from_headers.iter().enumerate() {
         if !is_header_name(&h.name) {
-            return Err(ConfigError::new(&format!("{path}.from_headers[{i}].name"), format!("invalid header name {:?}", truncate(&h.name))));
+            return Err(ConfigError::new(
+                &format!("{path}.from_headers[{i}].name"),
+                format!("invalid header name {:?}", truncate(&h.name)),
+            ));
         }
-        locations.push(TokenLocation::Header { name: h.name.to_ascii_lowercase(), value_prefix: h.value_prefix.clone() });
+        locations.push(TokenLocation::Header {
+            name: h.name.to_ascii_lowercase(),
+            value_prefix: h.value_prefix.clone(),
+        });
     }
     for (i, q) in p.from_params.iter().enumerate() {
         if q.is_empty() {
-            return Err(ConfigError::new(&format!("{path}.from_params[{i}]"), "must not be empty"));
+            return Err(ConfigError::new(
+                &format!("{path}.from_params[{i}]"),
+                "must not be empty",
+            ));
         }
         locations.push(TokenLocation::Param(q.clone()));
     }
     for (i, c) in p.from_cookies.iter().enumerate() {
-        if c.is_empty() || !c.bytes().all(|b| b.is_ascii_graphic() && b != b'=' && b != b';') {
-            return Err(ConfigError::new(&format!("{path}.from_cookies[{i}]"), format!("invalid cookie name {:?}", truncate(c))));
+        if c.is_empty()
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'=' && b != b';')
+        {
+            return Err(ConfigError::new(
+                &format!("{path}.from_cookies[{i}]"),
+                format!("invalid cookie name {:?}", truncate(c)),
+            ));
         }
         locations.push(TokenLocation::Cookie(c.clone()));
     }
     if locations.is_empty() {
-        locations.push(TokenLocation::Header { name: "authorization".into(), value_prefix: "Bearer ".into() });
+        locations.push(TokenLocation::Header {
+            name: "authorization".into(),
+            value_prefix: "Bearer ".into(),
+        });
         locations.push(TokenLocation::Param("access_token".into()));
     }
 
@@ -562,26 +663,54 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
     } else if is_header_name(&p.forward_payload_header) {
         Some(p.forward_payload_header.to_ascii_lowercase())
     } else {
-        return Err(ConfigError::new(&format!("{path}.forward_payload_header"), format!("invalid header name {:?}", truncate(&p.forward_payload_header))));
+        return Err(ConfigError::new(
+            &format!("{path}.forward_payload_header"),
+            format!(
+                "invalid header name {:?}",
+                truncate(&p.forward_payload_header)
+            ),
+        ));
     };
 
     let mut claim_to_headers = Vec::new();
     for (i, c) in p.claim_to_headers.iter().enumerate() {
         let cpath = format!("{path}.claim_to_headers[{i}]");
         if !is_header_name(&c.header_name) {
-            return Err(ConfigError::new(&format!("{cpath}.header_name"), format!("invalid header name {:?}", truncate(&c.header_name))));
+            return Err(ConfigError::new(
+                &format!("{cpath}.header_name"),
+                format!("invalid header name {:?}", truncate(&c.header_name)),
+            ));
         }
         let format = claim_format(&c.claim_name, &c.extensions, &cpath)?;
-        claim_to_headers.push(ClaimToHeader { header_name: c.header_name.to_ascii_lowercase(), claim_name: c.claim_name.clone(), format });
+        claim_to_headers.push(ClaimToHeader {
+            header_name: c.header_name.to_ascii_lowercase(),
+            claim_name: c.claim_name.clone(),
+            format,
+        });
     }
     let mut claim_to_filter_state = Vec::new();
     for (i, c) in ext.claim_to_filter_state.iter().enumerate() {
         let cpath = format!("{path}.extensions.claim_to_filter_state[{i}]");
-        if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-            return Err(ConfigError::new(&format!("{cpath}.name"), format!("invalid filter state name {:?} (letters, digits, '_', '.', '-')", truncate(&c.name))));
+        if c.name.is_empty()
+            || !c
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            return Err(ConfigError::new(
+                &format!("{cpath}.name"),
+                format!(
+                    "invalid filter state name {:?} (letters, digits, '_', '.', '-')",
+                    truncate(&c.name)
+                ),
+            ));
         }
         let format = claim_format(&c.claim_name, &c.extensions, &cpath)?;
-        claim_to_filter_state.push(ClaimToHeader { header_name: c.name.clone(), claim_name: c.claim_name.clone(), format });
+        claim_to_filter_state.push(ClaimToHeader {
+            header_name: c.name.clone(),
+            claim_name: c.claim_name.clone(),
+            format,
+        });
     }
 
     let clock_skew_secs = match p.clock_skew_seconds {
@@ -591,12 +720,18 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
     let max_lifetime = p.max_lifetime.map(|d| d.0);
     if let Some(d) = max_lifetime {
         if d.is_zero() {
-            return Err(ConfigError::new(&format!("{path}.max_lifetime"), "must be greater than 0s"));
+            return Err(ConfigError::new(
+                &format!("{path}.max_lifetime"),
+                "must be greater than 0s",
+            ));
         }
     }
     for (i, a) in p.audiences.iter().enumerate() {
         if a.is_empty() {
-            return Err(ConfigError::new(&format!("{path}.audiences[{i}]"), "must not be empty"));
+            return Err(ConfigError::new(
+                &format!("{path}.audiences[{i}]"),
+                "must not be empty",
+            ));
         }
     }
     Ok(Provider {
@@ -613,31 +748,51 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
         pad_forward_payload_header: p.pad_forward_payload_header,
         claim_to_headers,
         clock_skew_secs,
-        payload_in_metadata: (!p.payload_in_metadata.is_empty()).then(|| p.payload_in_metadata.clone()),
+        payload_in_metadata: (!p.payload_in_metadata.is_empty())
+            .then(|| p.payload_in_metadata.clone()),
         claim_to_filter_state,
     })
 }
 
 /// Validates a claim path and its (extension) output format.
-fn claim_format(claim_name: &str, ext: &RawClaimHeaderExtensions, cpath: &str) -> Result<ClaimFormat, ConfigError> {
+fn claim_format(
+    claim_name: &str,
+    ext: &RawClaimHeaderExtensions,
+    cpath: &str,
+) -> Result<ClaimFormat, ConfigError> {
     if claim_name.is_empty() || claim_name.split('.').any(str::is_empty) {
-        return Err(ConfigError::new(&format!("{cpath}.claim_name"), format!("invalid claim name {:?}", truncate(claim_name))));
+        return Err(ConfigError::new(
+            &format!("{cpath}.claim_name"),
+            format!("invalid claim name {:?}", truncate(claim_name)),
+        ));
     }
     match ext.format.as_deref() {
         None | Some("envoy") => {
             if ext.separator.is_some() {
-                return Err(ConfigError::new(&format!("{cpath}.extensions.separator"), "only applies to format \"join\""));
+                return Err(ConfigError::new(
+                    &format!("{cpath}.extensions.separator"),
+                    "only applies to format \"join\"",
+                ));
             }
             Ok(ClaimFormat::Envoy)
         }
         Some("join") => {
             let sep = ext.separator.clone().unwrap_or_else(|| ",".into());
             if sep.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) || sep.len() > 8 {
-                return Err(ConfigError::new(&format!("{cpath}.extensions.separator"), "must be at most 8 characters without CR, LF or NUL"));
+                return Err(ConfigError::new(
+                    &format!("{cpath}.extensions.separator"),
+                    "must be at most 8 characters without CR, LF or NUL",
+                ));
             }
             Ok(ClaimFormat::Join(sep))
         }
-        Some(other) => Err(ConfigError::new(&format!("{cpath}.extensions.format"), format!("unknown format {:?} (expected \"envoy\" or \"join\")", truncate(other)))),
+        Some(other) => Err(ConfigError::new(
+            &format!("{cpath}.extensions.format"),
+            format!(
+                "unknown format {:?} (expected \"envoy\" or \"join\")",
+                truncate(other)
+            ),
+        )),
     }
 }
 
@@ -650,29 +805,45 @@ fn nonzero_or(d: Option<duration::ProtoDuration>, default: Duration) -> Duration
 
 fn local_jwks_text(ds: &RawDataSource, path: &str) -> Result<String, ConfigError> {
     if ds.filename.is_some() {
-        return Err(ConfigError::new(&format!("{path}.filename"), "not supported in a wasm filter (it has no file system access); use inline_string"));
+        return Err(ConfigError::new(
+            &format!("{path}.filename"),
+            "not supported in a wasm filter (it has no file system access); use inline_string",
+        ));
     }
     if ds.environment_variable.is_some() {
-        return Err(ConfigError::new(&format!("{path}.environment_variable"), "not supported in a wasm filter; use inline_string"));
+        return Err(ConfigError::new(
+            &format!("{path}.environment_variable"),
+            "not supported in a wasm filter; use inline_string",
+        ));
     }
     match (&ds.inline_string, &ds.inline_bytes) {
         (Some(s), None) => Ok(s.clone()),
         (None, Some(b)) => {
-            let bytes = decode_std_base64(b).ok_or_else(|| ConfigError::new(&format!("{path}.inline_bytes"), "invalid base64"))?;
-            String::from_utf8(bytes).map_err(|_| ConfigError::new(&format!("{path}.inline_bytes"), "not UTF-8"))
+            let bytes = decode_std_base64(b).ok_or_else(|| {
+                ConfigError::new(&format!("{path}.inline_bytes"), "invalid base64")
+            })?;
+            String::from_utf8(bytes)
+                .map_err(|_| ConfigError::new(&format!("{path}.inline_bytes"), "not UTF-8"))
         }
         (None, None) => Err(ConfigError::new(path, "inline_string is required")),
-        _ => Err(ConfigError::new(path, "only one of inline_string, inline_bytes may be set")),
+        _ => Err(ConfigError::new(
+            path,
+            "only one of inline_string, inline_bytes may be set",
+        )),
     }
 }
 
 /// proto3-JSON `bytes` are standard base64 (padding optional); URL-safe is also allowed.
 fn decode_std_base64(s: &str) -> Option<Vec<u8>> {
-    let t: String = s.trim_end_matches('=').chars().map(|c| match c {
-        '+' => '-',
-        '/' => '_',
-        c => c,
-    }).collect();
+    let t: String = s
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
     crate::b64::decode_strict(&t).ok()
 }
 
@@ -683,7 +854,10 @@ fn compile_remote(
     min_rsa_bits: usize,
     max_jwks_bytes: usize,
 ) -> Result<RemoteJwks, ConfigError> {
-    let hu = r.http_uri.as_ref().ok_or_else(|| ConfigError::new(&format!("{path}.http_uri"), "is required"))?;
+    let hu = r
+        .http_uri
+        .as_ref()
+        .ok_or_else(|| ConfigError::new(&format!("{path}.http_uri"), "is required"))?;
     let hpath = format!("{path}.http_uri");
     if hu.uri.is_empty() {
         return Err(ConfigError::new(&format!("{hpath}.uri"), "is required"));
@@ -692,17 +866,31 @@ fn compile_remote(
     if hu.cluster.is_empty() {
         return Err(ConfigError::new(&format!("{hpath}.cluster"), "is required"));
     }
-    let timeout = hu.timeout.ok_or_else(|| ConfigError::new(&format!("{hpath}.timeout"), "is required"))?.0;
+    let timeout = hu
+        .timeout
+        .ok_or_else(|| ConfigError::new(&format!("{hpath}.timeout"), "is required"))?
+        .0;
     if timeout.is_zero() {
-        return Err(ConfigError::new(&format!("{hpath}.timeout"), "must be greater than 0s"));
+        return Err(ConfigError::new(
+            &format!("{hpath}.timeout"),
+            "must be greater than 0s",
+        ));
     }
     let cache_duration = nonzero_or(r.cache_duration, DEFAULT_CACHE_DURATION);
     let af = r.async_fetch.as_ref();
-    let failed_refetch = nonzero_or(af.and_then(|a| a.failed_refetch_duration), DEFAULT_FAILED_REFETCH);
+    let failed_refetch = nonzero_or(
+        af.and_then(|a| a.failed_refetch_duration),
+        DEFAULT_FAILED_REFETCH,
+    );
     let rp = r.retry_policy.as_ref();
-    let num_retries = rp.and_then(|p| p.num_retries).unwrap_or(if rp.is_some() { 1 } else { 0 });
+    let num_retries = rp
+        .and_then(|p| p.num_retries)
+        .unwrap_or(if rp.is_some() { 1 } else { 0 });
     if num_retries > 10 {
-        return Err(ConfigError::new(&format!("{path}.retry_policy.num_retries"), format!("must be at most 10 (got {num_retries})")));
+        return Err(ConfigError::new(
+            &format!("{path}.retry_policy.num_retries"),
+            format!("must be at most 10 (got {num_retries})"),
+        ));
     }
     let bo = rp.and_then(|p| p.retry_back_off.as_ref());
     let retry_base = nonzero_or(bo.and_then(|b| b.base_interval), DEFAULT_RETRY_BASE);
@@ -711,7 +899,10 @@ fn compile_remote(
         _ => retry_base * 10,
     };
     if retry_max < retry_base {
-        return Err(ConfigError::new(&format!("{path}.retry_policy.retry_back_off.max_interval"), "must not be less than base_interval"));
+        return Err(ConfigError::new(
+            &format!("{path}.retry_policy.retry_back_off.max_interval"),
+            "must not be less than base_interval",
+        ));
     }
     Ok(RemoteJwks {
         target: RemoteTarget::Jwks(target),
@@ -722,10 +913,21 @@ fn compile_remote(
         num_retries,
         retry_base,
         retry_max,
-        stale_if_error: ext.stale_if_error.map(|d| d.0).unwrap_or(DEFAULT_STALE_IF_ERROR),
-        unknown_kid_refetch_interval: ext.unknown_kid_refetch_interval.map(|d| d.0).unwrap_or(DEFAULT_UNKNOWN_KID_REFETCH),
+        stale_if_error: ext
+            .stale_if_error
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_STALE_IF_ERROR),
+        unknown_kid_refetch_interval: ext
+            .unknown_kid_refetch_interval
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_UNKNOWN_KID_REFETCH),
         max_jwks_bytes,
-        jwks_options: JwksOptions { min_rsa_bits, allow_hmac: false, max_bytes: max_jwks_bytes, ..JwksOptions::default() },
+        jwks_options: JwksOptions {
+            min_rsa_bits,
+            allow_hmac: false,
+            max_bytes: max_jwks_bytes,
+            ..JwksOptions::default()
+        },
     })
 }
 
@@ -738,18 +940,34 @@ fn compile_route(m: &RawRouteMatch, path: &str) -> Result<RouteMatch, ConfigErro
         specs.push(PathMatch::Exact(p.clone()));
     }
     if let Some(r) = &m.safe_regex {
-        specs.push(PathMatch::Regex(compile_regex(r, &format!("{path}.safe_regex"))?));
+        specs.push(PathMatch::Regex(compile_regex(
+            r,
+            &format!("{path}.safe_regex"),
+        )?));
     }
     if let Some(p) = &m.path_separated_prefix {
         if !p.starts_with('/') || (p.len() > 1 && p.ends_with('/')) || p.contains(['?', '#']) {
-            return Err(ConfigError::new(&format!("{path}.path_separated_prefix"), "must start with '/', not end with '/', and hold no '?' or '#'"));
+            return Err(ConfigError::new(
+                &format!("{path}.path_separated_prefix"),
+                "must start with '/', not end with '/', and hold no '?' or '#'",
+            ));
         }
         specs.push(PathMatch::SeparatedPrefix(p.clone()));
     }
     let spec = match specs.len() {
         1 => specs.remove(0),
-        0 => return Err(ConfigError::new(path, "one of prefix, path, safe_regex, path_separated_prefix is required")),
-        _ => return Err(ConfigError::new(path, "only one of prefix, path, safe_regex, path_separated_prefix may be set")),
+        0 => {
+            return Err(ConfigError::new(
+                path,
+                "one of prefix, path, safe_regex, path_separated_prefix is required",
+            ))
+        }
+        _ => {
+            return Err(ConfigError::new(
+                path,
+                "only one of prefix, path, safe_regex, path_separated_prefix may be set",
+            ))
+        }
     };
     let mut headers = Vec::new();
     for (i, h) in m.headers.iter().enumerate() {
@@ -764,36 +982,85 @@ fn compile_route(m: &RawRouteMatch, path: &str) -> Result<RouteMatch, ConfigErro
         let matcher = match (&q.string_match, q.present_match) {
             (Some(s), None) => Some(StringMatcher::compile(s, &format!("{qpath}.string_match"))?),
             (None, _) => None,
-            (Some(_), Some(_)) => return Err(ConfigError::new(&qpath, "only one of string_match, present_match may be set")),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    &qpath,
+                    "only one of string_match, present_match may be set",
+                ))
+            }
         };
-        query_parameters.push(QueryMatch { name: q.name.clone(), matcher });
+        query_parameters.push(QueryMatch {
+            name: q.name.clone(),
+            matcher,
+        });
     }
-    Ok(RouteMatch { path: spec, case_sensitive: m.case_sensitive.unwrap_or(true), headers, query_parameters })
+    Ok(RouteMatch {
+        path: spec,
+        case_sensitive: m.case_sensitive.unwrap_or(true),
+        headers,
+        query_parameters,
+    })
 }
 
 fn compile_header_match(h: &RawHeaderMatcher, path: &str) -> Result<HeaderMatch, ConfigError> {
     if !is_header_name(h.name.trim_start_matches(':')) {
-        return Err(ConfigError::new(&format!("{path}.name"), format!("invalid header name {:?}", truncate(&h.name))));
+        return Err(ConfigError::new(
+            &format!("{path}.name"),
+            format!("invalid header name {:?}", truncate(&h.name)),
+        ));
     }
     let mut kinds: Vec<(Option<StringMatcher>, bool)> = Vec::new();
     let sm = |raw: RawStringMatcher| StringMatcher::compile(&raw, path);
     if let Some(v) = &h.exact_match {
-        kinds.push((Some(sm(RawStringMatcher { exact: Some(v.clone()), ..Default::default() })?), true));
+        kinds.push((
+            Some(sm(RawStringMatcher {
+                exact: Some(v.clone()),
+                ..Default::default()
+            })?),
+            true,
+        ));
     }
     if let Some(v) = &h.prefix_match {
-        kinds.push((Some(sm(RawStringMatcher { prefix: Some(v.clone()), ..Default::default() })?), true));
+        kinds.push((
+            Some(sm(RawStringMatcher {
+                prefix: Some(v.clone()),
+                ..Default::default()
+            })?),
+            true,
+        ));
     }
     if let Some(v) = &h.suffix_match {
-        kinds.push((Some(sm(RawStringMatcher { suffix: Some(v.clone()), ..Default::default() })?), true));
+        kinds.push((
+            Some(sm(RawStringMatcher {
+                suffix: Some(v.clone()),
+                ..Default::default()
+            })?),
+            true,
+        ));
     }
     if let Some(v) = &h.contains_match {
-        kinds.push((Some(sm(RawStringMatcher { contains: Some(v.clone()), ..Default::default() })?), true));
+        kinds.push((
+            Some(sm(RawStringMatcher {
+                contains: Some(v.clone()),
+                ..Default::default()
+            })?),
+            true,
+        ));
     }
     if let Some(r) = &h.safe_regex_match {
-        kinds.push((Some(StringMatcher::Regex(compile_regex(r, &format!("{path}.safe_regex_match"))?)), true));
+        kinds.push((
+            Some(StringMatcher::Regex(compile_regex(
+                r,
+                &format!("{path}.safe_regex_match"),
+            )?)),
+            true,
+        ));
     }
     if let Some(s) = &h.string_match {
-        kinds.push((Some(StringMatcher::compile(s, &format!("{path}.string_match"))?), true));
+        kinds.push((
+            Some(StringMatcher::compile(s, &format!("{path}.string_match"))?),
+            true,
+        ));
     }
     if let Some(p) = h.present_match {
         kinds.push((None, p));
@@ -834,14 +1101,26 @@ fn compile_requirement(
         return Err(ConfigError::new(path, "only one of provider_name, provider_and_audiences, requires_any, requires_all, allow_missing, allow_missing_or_failed may be set"));
     }
     let lookup = |name: &str, p: &str| -> Result<ProviderId, ConfigError> {
-        names.get(name).copied().ok_or_else(|| ConfigError::new(p, format!("unknown provider {:?}", truncate(name))))
+        names
+            .get(name)
+            .copied()
+            .ok_or_else(|| ConfigError::new(p, format!("unknown provider {:?}", truncate(name))))
     };
     if let Some(n) = &r.provider_name {
-        return Ok(Requirement::Provider { id: lookup(n, &format!("{path}.provider_name"))?, audiences: None });
+        return Ok(Requirement::Provider {
+            id: lookup(n, &format!("{path}.provider_name"))?,
+            audiences: None,
+        });
     }
     if let Some(pa) = &r.provider_and_audiences {
-        let id = lookup(&pa.provider_name, &format!("{path}.provider_and_audiences.provider_name"))?;
-        return Ok(Requirement::Provider { id, audiences: Some(pa.audiences.clone()) });
+        let id = lookup(
+            &pa.provider_name,
+            &format!("{path}.provider_and_audiences.provider_name"),
+        )?;
+        return Ok(Requirement::Provider {
+            id,
+            audiences: Some(pa.audiences.clone()),
+        });
     }
     if let Some(list) = &r.requires_all {
         let lpath = format!("{path}.requires_all.requirements");
@@ -850,7 +1129,13 @@ fn compile_requirement(
         }
         let mut children = Vec::new();
         for (i, c) in list.requirements.iter().enumerate() {
-            children.push(compile_requirement(c, &format!("{lpath}[{i}]"), names, all, false)?);
+            children.push(compile_requirement(
+                c,
+                &format!("{lpath}[{i}]"),
+                names,
+                all,
+                false,
+            )?);
         }
         return Ok(Requirement::All(children));
     }
@@ -879,11 +1164,17 @@ fn compile_requirement(
                 }
             }
         }
-        return Ok(Requirement::Any { children, bypass: bypass.map(|b| (b, used)) });
+        return Ok(Requirement::Any {
+            children,
+            bypass: bypass.map(|b| (b, used)),
+        });
     }
     let _ = top;
     if r.allow_missing_or_failed.is_some() {
-        return Ok(Requirement::Bypass(Bypass::AllowMissingOrFailed, all.to_vec()));
+        return Ok(Requirement::Bypass(
+            Bypass::AllowMissingOrFailed,
+            all.to_vec(),
+        ));
     }
     if r.allow_missing.is_some() {
         return Ok(Requirement::Bypass(Bypass::AllowMissing, all.to_vec()));

@@ -37,22 +37,41 @@ fn a_jwt_authn_config_loads_with_its_defaults() {
     assert_eq!(
         idp.locations,
         vec![
-            TokenLocation::Header { name: "authorization".into(), value_prefix: "Bearer ".into() },
+            TokenLocation::Header {
+                name: "authorization".into(),
+                value_prefix: "Bearer ".into()
+            },
             TokenLocation::Param("access_token".into())
         ]
     );
-    let KeySource::Remote(r) = &idp.keys else { panic!("remote") };
+    let KeySource::Remote(r) = &idp.keys else {
+        panic!("remote")
+    };
     assert_eq!(r.cache_duration, DEFAULT_CACHE_DURATION);
     assert_eq!(r.timeout, Duration::from_secs(5));
     assert_eq!(r.stale_if_error, DEFAULT_STALE_IF_ERROR);
-    let RemoteTarget::Jwks(t) = &r.target else { panic!("jwks target") };
-    assert_eq!((t.authority.as_str(), t.path.as_str()), ("idp.example.com", "/.well-known/jwks.json"));
+    let RemoteTarget::Jwks(t) = &r.target else {
+        panic!("jwks target")
+    };
+    assert_eq!(
+        (t.authority.as_str(), t.path.as_str()),
+        ("idp.example.com", "/.well-known/jwks.json")
+    );
     let local = &c.providers[c.provider_id("local").unwrap()];
     assert_eq!(local.clock_skew_secs, 5);
     assert_eq!(local.locations.len(), 3);
-    assert_eq!(c.strip_headers, vec!["x-jwt-payload".to_string(), "x-user-id".to_string()]);
+    assert_eq!(
+        c.strip_headers,
+        vec!["x-jwt-payload".to_string(), "x-user-id".to_string()]
+    );
     assert_eq!(c.max_token_bytes, DEFAULT_MAX_TOKEN_BYTES);
-    assert!(matches!(c.rules[1].requires, Some(Requirement::Any { bypass: Some((Bypass::AllowMissing, _)), .. })));
+    assert!(matches!(
+        c.rules[1].requires,
+        Some(Requirement::Any {
+            bypass: Some((Bypass::AllowMissing, _)),
+            ..
+        })
+    ));
     assert!(c.rules[2].requires.is_none());
 }
 
@@ -70,8 +89,13 @@ fn errors_name_the_json_path() {
         err(json!({"providers": {"idp": {"remote_jwks": r}}})),
         "providers.idp.remote_jwks.http_uri.timeout: invalid duration \"5 s\""
     );
-    let e = err(json!({"providers": {"idp": {"issuer": "x", "remote_jwks": remote(), "isuer": "typo"}}}));
-    assert!(e.starts_with("providers.idp.isuer: unknown field `isuer`, expected one of `issuer`"), "{e}");
+    let e = err(
+        json!({"providers": {"idp": {"issuer": "x", "remote_jwks": remote(), "isuer": "typo"}}}),
+    );
+    assert!(
+        e.starts_with("providers.idp.isuer: unknown field `isuer`, expected one of `issuer`"),
+        "{e}"
+    );
     let e = err(json!({"providers": {"idp": {"forward": "yes", "remote_jwks": remote()}}}));
     assert!(e.starts_with("providers.idp.forward: invalid type"), "{e}");
     assert_eq!(
@@ -79,33 +103,66 @@ fn errors_name_the_json_path() {
         "providers.idp: one of remote_jwks, local_jwks (or extensions.oidc_discovery) is required"
     );
     assert_eq!(
-        err(json!({"providers": {"idp": {"remote_jwks": remote()}}, "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "nope"}}]})),
+        err(
+            json!({"providers": {"idp": {"remote_jwks": remote()}}, "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "nope"}}]})
+        ),
         "rules[0].requires.provider_name: unknown provider \"nope\""
     );
     let e = err(json!({"providers": {"idp": {"remote_jwks": remote()}},
         "rules": [{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [{"provider_name": "idp"}, {"provider_and_audiences": {"provider_name": "x"}}]}}}]}));
     assert_eq!(e, "rules[0].requires.requires_any.requirements[1].provider_and_audiences.provider_name: unknown provider \"x\"");
     let e = err(json!({"rules": [{"match": {"safe_regex": {"regex": "(["}}}]}));
-    assert!(e.starts_with("rules[0].match.safe_regex.regex: invalid regex"), "{e}");
+    assert!(
+        e.starts_with("rules[0].match.safe_regex.regex: invalid regex"),
+        "{e}"
+    );
     let e = err(json!({"rules": [{"requires": {}}]}));
     assert_eq!(e, "rules[0].match: is required");
     let mut r = remote();
     r["http_uri"].as_object_mut().unwrap().remove("timeout");
-    assert_eq!(err(json!({"providers": {"idp": {"remote_jwks": r}}})), "providers.idp.remote_jwks.http_uri.timeout: is required");
+    assert_eq!(
+        err(json!({"providers": {"idp": {"remote_jwks": r}}})),
+        "providers.idp.remote_jwks.http_uri.timeout: is required"
+    );
     let mut r = remote();
     r["http_uri"]["uri"] = json!("ftp://x/y");
-    assert!(err(json!({"providers": {"idp": {"remote_jwks": r}}})).starts_with("providers.idp.remote_jwks.http_uri.uri: uri must start with"));
+    assert!(err(json!({"providers": {"idp": {"remote_jwks": r}}}))
+        .starts_with("providers.idp.remote_jwks.http_uri.uri: uri must start with"));
     let e = err(json!({"providers": {"idp": {"local_jwks": {"inline_string": "{\"keys\": 5}"}}}}));
-    assert!(e.starts_with("providers.idp.local_jwks.inline_string: "), "{e}");
-    let e = err(json!({"providers": {"idp": {"remote_jwks": remote(), "claim_to_headers": [{"header_name": "bad header", "claim_name": "sub"}]}}}));
-    assert!(e.starts_with("providers.idp.claim_to_headers[0].header_name: invalid header name"), "{e}");
-    let e = err(json!({"rules": [{"match": {"prefix": "/"}, "requires": {"requires_all": {"requirements": [{"allow_missing": {}}]}}}]}));
-    assert_eq!(e, "rules[0].requires.requires_all.requirements: needs at least 2 requirements");
-    let e = err(json!({"rules": [{"match": {"prefix": "/"}, "requires": {"allow_missing": {"x": 1}}}]}));
-    assert!(e.starts_with("rules[0].requires.allow_missing.x: unknown field `x`"), "{e}");
+    assert!(
+        e.starts_with("providers.idp.local_jwks.inline_string: "),
+        "{e}"
+    );
+    let e = err(
+        json!({"providers": {"idp": {"remote_jwks": remote(), "claim_to_headers": [{"header_name": "bad header", "claim_name": "sub"}]}}}),
+    );
+    assert!(
+        e.starts_with("providers.idp.claim_to_headers[0].header_name: invalid header name"),
+        "{e}"
+    );
+    let e = err(
+        json!({"rules": [{"match": {"prefix": "/"}, "requires": {"requires_all": {"requirements": [{"allow_missing": {}}]}}}]}),
+    );
+    assert_eq!(
+        e,
+        "rules[0].requires.requires_all.requirements: needs at least 2 requirements"
+    );
+    let e = err(
+        json!({"rules": [{"match": {"prefix": "/"}, "requires": {"allow_missing": {"x": 1}}}]}),
+    );
+    assert!(
+        e.starts_with("rules[0].requires.allow_missing.x: unknown field `x`"),
+        "{e}"
+    );
     let e = err(json!({"providers": {"idp": {"local_jwks": {"filename": "/etc/jwks.json"}}}}));
-    assert!(e.starts_with("providers.idp.local_jwks.filename: not supported"), "{e}");
-    assert!(Config::parse(b"").unwrap_err().to_string().contains("empty"));
+    assert!(
+        e.starts_with("providers.idp.local_jwks.filename: not supported"),
+        "{e}"
+    );
+    assert!(Config::parse(b"")
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
     assert!(Config::parse(b"{} {}").is_err());
     assert!(Config::parse(b"[1]").is_err());
     assert!(Config::parse(&[0xff, 0xfe]).is_err());
@@ -114,11 +171,24 @@ fn errors_name_the_json_path() {
 #[test]
 fn extensions_are_validated_too() {
     let e = err(json!({"extensions": {"max_token_bytes": 1}}));
-    assert!(e.starts_with("extensions.max_token_bytes: must be between"), "{e}");
-    let e = err(json!({"providers": {"idp": {"remote_jwks": remote(), "extensions": {"stale_if_error": "1d"}}}}));
-    assert_eq!(e, "providers.idp.extensions.stale_if_error: invalid duration \"1d\"");
-    let e = err(json!({"providers": {"idp": {"remote_jwks": remote(), "claim_to_headers": [{"header_name": "x-r", "claim_name": "roles", "extensions": {"format": "csv"}}]}}}));
-    assert!(e.starts_with("providers.idp.claim_to_headers[0].extensions.format: unknown format"), "{e}");
+    assert!(
+        e.starts_with("extensions.max_token_bytes: must be between"),
+        "{e}"
+    );
+    let e = err(
+        json!({"providers": {"idp": {"remote_jwks": remote(), "extensions": {"stale_if_error": "1d"}}}}),
+    );
+    assert_eq!(
+        e,
+        "providers.idp.extensions.stale_if_error: invalid duration \"1d\""
+    );
+    let e = err(
+        json!({"providers": {"idp": {"remote_jwks": remote(), "claim_to_headers": [{"header_name": "x-r", "claim_name": "roles", "extensions": {"format": "csv"}}]}}}),
+    );
+    assert!(
+        e.starts_with("providers.idp.claim_to_headers[0].extensions.format: unknown format"),
+        "{e}"
+    );
     let c = parse(json!({"extensions": {"max_token_bytes": 4096, "strip_headers": ["X-Internal"], "strip_header_prefixes": ["x-user-"]}})).unwrap();
     assert_eq!(c.max_token_bytes, 4096);
     assert_eq!(c.strip_headers, vec!["x-internal".to_string()]);
@@ -128,19 +198,32 @@ fn extensions_are_validated_too() {
 #[test]
 fn oidc_discovery_extension() {
     let c = parse(json!({"providers": {"idp": {"issuer": "https://idp.example.com/", "extensions": {"oidc_discovery": {"cluster": "idp"}}}}})).unwrap();
-    let KeySource::Remote(r) = &c.providers[0].keys else { panic!("remote") };
-    let RemoteTarget::Discovery(t) = &r.target else { panic!("discovery") };
+    let KeySource::Remote(r) = &c.providers[0].keys else {
+        panic!("remote")
+    };
+    let RemoteTarget::Discovery(t) = &r.target else {
+        panic!("discovery")
+    };
     assert_eq!(t.path, "/.well-known/openid-configuration");
-    let e = err(json!({"providers": {"idp": {"extensions": {"oidc_discovery": {"cluster": "idp"}}}}}));
-    assert_eq!(e, "providers.idp.issuer: is required with extensions.oidc_discovery");
-    let e = err(json!({"providers": {"idp": {"issuer": "https://x", "remote_jwks": remote(), "extensions": {"oidc_discovery": {"cluster": "idp"}}}}}));
+    let e =
+        err(json!({"providers": {"idp": {"extensions": {"oidc_discovery": {"cluster": "idp"}}}}}));
+    assert_eq!(
+        e,
+        "providers.idp.issuer: is required with extensions.oidc_discovery"
+    );
+    let e = err(
+        json!({"providers": {"idp": {"issuer": "https://x", "remote_jwks": remote(), "extensions": {"oidc_discovery": {"cluster": "idp"}}}}}),
+    );
     assert!(e.contains("only one of"), "{e}");
 }
 
 #[test]
 fn http_target_split() {
     let t = HttpTarget::parse("http://127.0.0.1:8081/jwks?x=1", "f").unwrap();
-    assert_eq!((t.authority.as_str(), t.path.as_str()), ("127.0.0.1:8081", "/jwks?x=1"));
+    assert_eq!(
+        (t.authority.as_str(), t.path.as_str()),
+        ("127.0.0.1:8081", "/jwks?x=1")
+    );
     let t = HttpTarget::parse("https://idp", "f").unwrap();
     assert_eq!(t.path, "/");
     let t = HttpTarget::parse("https://idp?x", "f").unwrap();
@@ -154,8 +237,16 @@ fn hostile_configs_never_panic() {
     let deep = "[".repeat(100_000);
     assert!(Config::parse(deep.as_bytes()).is_err());
     let big = vec![b' '; MAX_CONFIG_BYTES + 1];
-    assert!(Config::parse(&big).unwrap_err().to_string().contains("larger than"));
-    for s in ["{\"providers\":null}", "{\"rules\":[null]}", "{\"providers\":{\"\":{}}}", "{\"rules\":[{\"match\":{\"prefix\":\"/\",\"headers\":[{\"name\":\"\"}]}}]}"] {
+    assert!(Config::parse(&big)
+        .unwrap_err()
+        .to_string()
+        .contains("larger than"));
+    for s in [
+        "{\"providers\":null}",
+        "{\"rules\":[null]}",
+        "{\"providers\":{\"\":{}}}",
+        "{\"rules\":[{\"match\":{\"prefix\":\"/\",\"headers\":[{\"name\":\"\"}]}}]}",
+    ] {
         assert!(Config::parse(s.as_bytes()).is_err(), "{s}");
     }
 }
