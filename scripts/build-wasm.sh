@@ -18,6 +18,7 @@ mkdir -p "$DIST_DIR"
 # Copy then rename, so a concurrently starting Envoy never reads half a file.
 tmp="$(mktemp "$DIST_DIR/.jwt-authn.wasm.XXXXXX")"
 cp "$out" "$tmp"
+# Readable by other users: the Envoy container runs as uid 101 and bind-mounts dist/.
 chmod 644 "$tmp"
 mv -f "$tmp" "$DIST_DIR/jwt-authn.wasm"
 say "wrote $DIST_DIR/jwt-authn.wasm ($(stat -c %s "$DIST_DIR/jwt-authn.wasm") bytes, $(($(date +%s) - start)) s)"

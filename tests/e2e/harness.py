@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import http.client
 import json
+import re
 import os
 import select
 import shutil
@@ -308,6 +309,12 @@ def _cluster(name: str, host: str, port: int) -> dict:
 
 _RUNNING: set["Envoy"] = set()
 
+# Every Envoy log scanned at stop, and every JWT-shaped string found in one
+# (a compact JWS: three base64url segments, the first decoding to '{"').
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}")
+LOG_SCANS: list[str] = []
+LOG_LEAKS: list[tuple[str, str]] = []
+
 
 @atexit.register
 def _stop_leftovers() -> None:
@@ -579,7 +586,11 @@ class Envoy:
         ]
 
     def stop(self) -> None:
-        """Asks Envoy to quit (admin /quitquitquit), then terminates/kills, bounded."""
+        """Asks Envoy to quit (admin /quitquitquit), then terminates/kills, bounded.
+
+        Afterwards the log is scanned for anything shaped like a JWT (see
+        LOG_SCANS / LOG_LEAKS): no token may ever reach Envoy's log.
+        """
         proc, self._proc = self._proc, None
         _RUNNING.discard(self)
         if proc is not None and proc.poll() is None:
@@ -600,6 +611,15 @@ class Envoy:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if proc is not None:
+            self.scan_log_for_tokens()
+
+    def scan_log_for_tokens(self) -> None:
+        """Records every JWT-shaped string in this Envoy's own log (where the
+        module logs). Access logs are the test's own format, not scanned."""
+        LOG_SCANS.append(str(self.log_path))
+        for m in JWT_SHAPE.finditer(self.log_text()):
+            LOG_LEAKS.append((str(self.log_path), m.group(0)[:40] + "..."))
 
     def cleanup(self) -> None:
         """Stops Envoy and removes its temp dir (kept if KEEP_E2E_TMP is set)."""
