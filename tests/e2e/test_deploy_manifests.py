@@ -484,3 +484,38 @@ def test_plugin_configs_are_json_serialisable_dicts():
         assert isinstance(config, dict), name
         assert json.loads(json.dumps(config)) == config, name
         assert set(config) == {"providers", "rules"}, name
+
+
+# --------------------------------------------------------------------------
+# The module's own config parser accepts every shipped plugin configuration
+# (through the CLI, which runs the filter's parser natively).
+
+CLI_BIN = Path(os.environ.get("DIST_DIR", REPO / "dist")) / "jwt-authn"
+
+
+@pytest.mark.parametrize("name", sorted(plugin_configs()))
+def test_shipped_plugin_configs_pass_the_modules_parser(tmp_path, name):
+    assert CLI_BIN.exists(), f"{CLI_BIN} missing: run `make cli`"
+    cfg = tmp_path / "plugin.json"
+    cfg.write_text(json.dumps(plugin_configs()[name]))
+    p = subprocess.run([str(CLI_BIN), "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("configuration ok:"), p.stdout
+
+
+@pytest.mark.parametrize("rel", ["envoy.yaml", "compose/envoy.yaml", "istio/wasmplugin.yaml", "examples/rbac/envoy.yaml"])
+def test_shipped_files_pass_check_config(rel):
+    assert CLI_BIN.exists(), f"{CLI_BIN} missing: run `make cli`"
+    p = subprocess.run([str(CLI_BIN), "check-config", str(REPO / rel)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "configuration ok" in p.stdout
+
+
+def test_check_config_rejects_a_broken_copy(tmp_path):
+    doc = plugin_configs()["envoy.yaml"]
+    doc["providers"]["demo_idp"]["remote_jwks"]["http_uri"]["timeout"] = "5 s"
+    cfg = tmp_path / "plugin.json"
+    cfg.write_text(json.dumps(doc))
+    p = subprocess.run([str(CLI_BIN), "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert 'providers.demo_idp.remote_jwks.http_uri.timeout: invalid duration "5 s"' in p.stderr
