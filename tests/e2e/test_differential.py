@@ -22,9 +22,12 @@ on either side is noticed.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import jwt_sign as js
@@ -1025,3 +1028,39 @@ def test_known_difference_wasm(diff, group_envoy):
     method, path, headers = diff.case.render()
     resp = ge.envoy.request("wasm", method, path, headers)
     assert resp.status == diff.wasm, f"wasm ({diff.reason}): {resp.status} {resp.text!r}"
+
+
+# --------------------------------------------------------------------------
+# The operator CLI says what the filter does: every case above, replayed
+# through `jwt-authn verify` (same core code, run natively), must get the
+# status the filter gives. Remote keys are handed over with --jwks, as an
+# operator would; the "down" provider gets none (-> jwks_unavailable).
+
+CLI_BIN = Path(os.environ.get("DIST_DIR", Path(__file__).resolve().parents[2] / "dist")) / "jwt-authn"
+CLI_CASES = [(c, c.expect) for c in CASES] + [(d.case, d.wasm) for d in KNOWN_DIFFERENCES]
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    (d / "remote-jwks.json").write_text(asym_jwks())
+    return d
+
+
+@pytest.mark.parametrize("case,want", CLI_CASES, ids=[c.id for c, _ in CLI_CASES])
+def test_cli_agrees_with_the_filter(case, want, cli_files):
+    assert CLI_BIN.exists(), f"{CLI_BIN} missing: run `make cli`"
+    cfg = cli_files / f"{case.group}.json"
+    if not cfg.exists():
+        cfg.write_text(json.dumps(_render_config(case.group, 9)))
+    method, path, headers = case.render()
+    cmd = [str(CLI_BIN), "verify", "--config", str(cfg), "--method", method, "--path", path]
+    for name, value in headers:
+        cmd += ["--header", f"{name}: {value}"]
+    if case.group == "remote":
+        cmd += ["--jwks", f"a={cli_files / 'remote-jwks.json'}"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert p.returncode in (0, 1), p.stderr
+    out = json.loads(p.stdout)
+    assert out["status"] == want, f"cli: {out}"
+    assert (p.returncode == 0) == (want == 200)
