@@ -46,6 +46,13 @@ pub trait KeyStore {
     fn remote_keys(&self, provider: ProviderId) -> RemoteKeys;
     /// May a token with an unknown `kid` trigger a refetch now (rate limit)?
     fn may_refetch_unknown_kid(&self, provider: ProviderId) -> bool;
+    /// Did this exact token verify against this exact key set before? (A
+    /// signature cache; claims are still checked every time.)
+    fn verified_before(&self, _provider: ProviderId, _keys: &Arc<KeySet>, _token: &str) -> bool {
+        false
+    }
+    /// Remembers that this token verified against this key set.
+    fn remember_verified(&self, _provider: ProviderId, _keys: &Arc<KeySet>, _token: &str) {}
 }
 
 /// A key store with no remote keys at all (local-only configs, CLI without `--jwks`).
@@ -496,13 +503,24 @@ impl Flow<'_> {
                 }
             },
         };
-        match jws.verify(&set) {
-            Ok(_) => Ok(Success {
+        if self.keys.verified_before(id, &set, &t.token) {
+            return Ok(Success {
                 provider: id,
                 claims,
                 payload_b64,
                 location: t.location.clone(),
-            }),
+            });
+        }
+        match jws.verify(&set) {
+            Ok(_) => {
+                self.keys.remember_verified(id, &set, &t.token);
+                Ok(Success {
+                    provider: id,
+                    claims,
+                    payload_b64,
+                    location: t.location.clone(),
+                })
+            }
             Err(JwsError::KeyNotFound)
                 if matches!(p.keys, KeySource::Remote(_))
                     && jws.header().kid.is_some()

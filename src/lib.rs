@@ -26,6 +26,7 @@ pub mod jwks_cache;
 pub mod jws;
 pub mod reason;
 pub mod request;
+pub mod verified_cache;
 
 #[cfg(test)]
 pub(crate) mod testutil;

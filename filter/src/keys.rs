@@ -12,8 +12,10 @@ use jwt_authn::config::{Config, HttpTarget, KeySource, ProviderId, RemoteJwks, R
 use jwt_authn::engine::{KeyStore, RemoteKeys};
 use jwt_authn::jwk::{self, KeySet};
 use jwt_authn::jwks_cache::{CacheState, Freshness};
+use jwt_authn::verified_cache::VerifiedCache;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, Status};
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,10 +48,12 @@ pub struct RemoteProvider {
     stale_logged: bool,
 }
 
-/// All remote providers of one plugin, indexed by `ProviderId`.
+/// All remote providers of one plugin, indexed by `ProviderId`, and the
+/// verified-token cache of this VM.
 #[derive(Debug, Default)]
 pub struct Keys {
     providers: Vec<Option<RemoteProvider>>,
+    verified: RefCell<VerifiedCache>,
 }
 
 /// FNV-1a, to give shared-data keys a stable, config-dependent name.
@@ -124,7 +128,10 @@ impl Keys {
                 KeySource::Local(_) => None,
             })
             .collect();
-        Keys { providers }
+        Keys {
+            providers,
+            verified: RefCell::new(VerifiedCache::new(config.jwt_cache_size)),
+        }
     }
 
     /// The provider's view, if it is remote.
@@ -166,10 +173,16 @@ impl Keys {
             return false;
         };
         let cfg = p.cfg.clone();
-        let before = p.view.unknown_kid_in_flight();
-        match update_state(&p.state_key, |s| s.request_unknown_kid(&cfg, now)) {
+        // Decided on the current shared record, not this VM's tick-old view, so
+        // the refetch is counted once however many workers ask for it.
+        let started = std::cell::Cell::new(false);
+        match update_state(&p.state_key, |s| {
+            let next = s.request_unknown_kid(&cfg, now)?;
+            started.set(!s.unknown_kid_in_flight() && next.unknown_kid_in_flight());
+            Some(next)
+        }) {
             Some(s) => {
-                if !before && s.unknown_kid_in_flight() {
+                if started.get() {
                     metrics::inc(metrics.provider(id).unknown_kid_refetch);
                 }
                 p.view = s;
@@ -224,7 +237,11 @@ impl RemoteProvider {
         self.view = state;
         metrics::set(m.keys, u64::from(self.view.key_count));
         metrics::set(m.skipped_keys, u64::from(self.view.skipped_keys));
-        let stale = self.keys.is_some() && self.view.freshness(&self.cfg, now) == Freshness::Stale;
+        // Stale-if-error only once a refresh has actually failed: a refresh that
+        // is merely due (or in flight) is not an outage.
+        let stale = self.keys.is_some()
+            && self.view.failures > 0
+            && self.view.freshness(&self.cfg, now) == Freshness::Stale;
         metrics::set(m.stale_keys_in_use, u64::from(stale));
         if stale && !self.stale_logged {
             let age_s = now.saturating_sub(self.view.fetched_at) / 1000;
@@ -467,6 +484,19 @@ impl KeyStore for KeysAt<'_> {
         self.keys
             .provider(id)
             .is_some_and(|p| p.view.may_refetch_unknown_kid(&p.cfg, self.now))
+    }
+
+    fn verified_before(&self, id: ProviderId, keys: &Arc<KeySet>, token: &str) -> bool {
+        self.keys
+            .verified
+            .try_borrow()
+            .is_ok_and(|c| c.contains(id, keys, token))
+    }
+
+    fn remember_verified(&self, id: ProviderId, keys: &Arc<KeySet>, token: &str) {
+        if let Ok(mut c) = self.keys.verified.try_borrow_mut() {
+            c.insert(id, keys, token);
+        }
     }
 }
 

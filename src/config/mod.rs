@@ -93,6 +93,9 @@ pub struct Config {
     pub strip_header_prefixes: Vec<String>,
     /// `stat_prefix`, kept for metrics names.
     pub stat_prefix: String,
+    /// Verified-token cache capacity: the sum of the providers'
+    /// `jwt_cache_config.jwt_cache_size` (each defaults to 100, as jwt_authn).
+    pub jwt_cache_size: usize,
 }
 
 /// One JWT issuer and how to treat its tokens.
@@ -491,6 +494,15 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         strip_headers,
         strip_header_prefixes,
         stat_prefix: raw.stat_prefix.clone().unwrap_or_default(),
+        jwt_cache_size: raw
+            .providers
+            .values()
+            .map(|p| match &p.jwt_cache_config {
+                Some(c) if c.jwt_cache_size > 0 => c.jwt_cache_size as usize,
+                _ => crate::verified_cache::DEFAULT_CAPACITY,
+            })
+            .sum::<usize>()
+            .min(10_000),
     })
 }
 

@@ -7,7 +7,7 @@
 //! `extensions`. Semantic checks happen in `config::compile`.
 //!
 //! Some jwt_authn fields are accepted so configs load, but have no effect in a
-//! wasm filter (e.g. `jwt_cache_config`, `clear_route_cache`); the README lists
+//! wasm filter (e.g. `clear_route_cache`, `header_in_metadata`); the README lists
 //! them. Hence fields that are never read.
 #![allow(dead_code)]
 

@@ -564,3 +564,65 @@ fn hostile_requests_never_panic() {
         );
     }
 }
+
+/// A store that records what the engine asks the verified-token cache.
+#[derive(Default)]
+struct CacheSpy {
+    remembered: std::cell::RefCell<Vec<String>>,
+    claim_hit: bool,
+}
+
+impl KeyStore for CacheSpy {
+    fn remote_keys(&self, _: ProviderId) -> RemoteKeys {
+        RemoteKeys::Failed
+    }
+    fn may_refetch_unknown_kid(&self, _: ProviderId) -> bool {
+        false
+    }
+    fn verified_before(&self, _: ProviderId, _: &Arc<KeySet>, token: &str) -> bool {
+        self.claim_hit && self.remembered.borrow().iter().any(|t| t == token)
+    }
+    fn remember_verified(&self, _: ProviderId, _: &Arc<KeySet>, token: &str) {
+        self.remembered.borrow_mut().push(token.to_string());
+    }
+}
+
+#[test]
+fn only_verified_signatures_are_cached_and_claims_are_checked_on_every_hit() {
+    let c = one_rule(provider(json!({})), json!({"provider_name": "idp"}));
+    let spy = CacheSpy {
+        claim_hit: true,
+        ..Default::default()
+    };
+    let good = token("");
+    let mut bad = token("");
+    bad.truncate(bad.len() - 2);
+    bad.push_str("AA");
+    let at = |now: u64| EvalContext {
+        now,
+        already_fetched: vec![],
+    };
+    let req = |t: &str| request("GET", "/", &[("authorization", &bearer(t))]);
+    assert_eq!(
+        reason(&evaluate(&c, &req(&good), &spy, &at(NOW))),
+        Reason::Allowed
+    );
+    assert_ne!(
+        reason(&evaluate(&c, &req(&bad), &spy, &at(NOW))),
+        Reason::Allowed
+    );
+    assert_eq!(
+        *spy.remembered.borrow(),
+        vec![good.clone()],
+        "only the good token is remembered"
+    );
+    assert_eq!(
+        reason(&evaluate(&c, &req(&good), &spy, &at(NOW))),
+        Reason::Allowed
+    );
+    // A cached token is still judged on time: exp 2000000000 + 60 s skew.
+    assert_eq!(
+        reason(&evaluate(&c, &req(&good), &spy, &at(2_000_000_061))),
+        Reason::Expired
+    );
+}
