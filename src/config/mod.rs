@@ -1022,42 +1022,18 @@ fn compile_header_match(h: &RawHeaderMatcher, path: &str) -> Result<HeaderMatch,
         ));
     }
     let mut kinds: Vec<(Option<StringMatcher>, bool)> = Vec::new();
-    let sm = |raw: RawStringMatcher| StringMatcher::compile(&raw, path);
-    if let Some(v) = &h.exact_match {
-        kinds.push((
-            Some(sm(RawStringMatcher {
-                exact: Some(v.clone()),
-                ..Default::default()
-            })?),
-            true,
-        ));
-    }
-    if let Some(v) = &h.prefix_match {
-        kinds.push((
-            Some(sm(RawStringMatcher {
-                prefix: Some(v.clone()),
-                ..Default::default()
-            })?),
-            true,
-        ));
-    }
-    if let Some(v) = &h.suffix_match {
-        kinds.push((
-            Some(sm(RawStringMatcher {
-                suffix: Some(v.clone()),
-                ..Default::default()
-            })?),
-            true,
-        ));
-    }
-    if let Some(v) = &h.contains_match {
-        kinds.push((
-            Some(sm(RawStringMatcher {
-                contains: Some(v.clone()),
-                ..Default::default()
-            })?),
-            true,
-        ));
+    // The deprecated shorthands of HeaderMatcher, each one StringMatcher kind.
+    type Make = fn(String, bool) -> StringMatcher;
+    let shorthands: [(&Option<String>, Make); 4] = [
+        (&h.exact_match, StringMatcher::Exact),
+        (&h.prefix_match, StringMatcher::Prefix),
+        (&h.suffix_match, StringMatcher::Suffix),
+        (&h.contains_match, StringMatcher::Contains),
+    ];
+    for (value, make) in shorthands {
+        if let Some(v) = value {
+            kinds.push((Some(make(v.clone(), false)), true));
+        }
     }
     if let Some(r) = &h.safe_regex_match {
         kinds.push((
