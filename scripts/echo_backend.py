@@ -12,8 +12,9 @@ request is answered 200 with a JSON body:
 value with ", " (how HTTP defines combining repeated fields); `header_list`
 keeps every field separately and in order, for tests that care.
 
-Standard library only; binds 127.0.0.1. Usage:
-    python3 scripts/echo_backend.py --port 8080
+Standard library only; binds 127.0.0.1 unless --host says otherwise (a
+container needs 0.0.0.0). Usage:
+    python3 scripts/echo_backend.py --port 8080 [--host 127.0.0.1]
 With --port 0 a free port is chosen and printed as "LISTENING <port>" on the
 first line of stdout, which is how the test harness learns it.
 """
@@ -75,9 +76,10 @@ class EchoHandler(BaseHTTPRequestHandler):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     parser.add_argument("--verbose", action="store_true", help="log each request")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), EchoHandler)
+    server = ThreadingHTTPServer((args.host, args.port), EchoHandler)
     server.daemon_threads = True
     server.verbose = args.verbose
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

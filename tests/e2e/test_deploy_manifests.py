@@ -293,12 +293,17 @@ def test_compose_envoy_reaches_services_by_name_with_strict_dns():
     assert idp_command[idp_command.index("--issuer") + 1] == "http://idp:8081"
 
 
-def test_compose_echo_wrapper_serves_the_echo_handler():
-    """compose/echo_backend_container.py runs scripts/echo_backend.py's handler
-    (here on loopback; in the container on 0.0.0.0)."""
-    env = dict(os.environ, ECHO_HOST="127.0.0.1", ECHO_PORT="0", ECHO_BACKEND_DIR=str(REPO / "scripts"))
+def test_compose_backend_command_serves_the_echo_handler():
+    """The backend service's command, run here with the host swapped for
+    loopback (in the container it binds 0.0.0.0)."""
+    services = _yaml(REPO / "docker-compose.yml")["services"]
+    command = list(services["backend"]["command"])
+    assert command[:2] == ["python3", "/app/echo_backend.py"]
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--port") + 1] = "0"
+    env = dict(os.environ)
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "compose" / "echo_backend_container.py")],
+        [sys.executable, str(REPO / "scripts" / "echo_backend.py"), *command[2:]],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
