@@ -1,7 +1,7 @@
 //! Small, non-panicking wrappers over host calls the SDK would unwrap.
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MapType, Status};
+use proxy_wasm::types::{BufferType, MapType, Status};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Host clock in milliseconds since the epoch (0 if the host cannot say).
@@ -23,12 +23,84 @@ pub fn request_headers() -> Vec<(String, String)> {
         .collect()
 }
 
-/// One callout response header, lossy UTF-8.
+// The SDK's wrappers panic on any host status they do not expect (52 sites),
+// and a failed callout (reset, truncated body, timeout) answers reads of its
+// response with exactly such statuses. These two reads go to the ABI directly
+// and turn every non-Ok status into "absent". The status is read as a plain
+// u32 so an unknown value can never be an invalid enum.
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+}
+
+/// Takes ownership of a host-allocated buffer (allocated through the SDK's
+/// exported `proxy_on_memory_allocate`, so the global allocator owns it).
+///
+/// # Safety
+/// `data`/`size` must come from a successful host call that returned them.
+unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() {
+        Vec::new()
+    } else {
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
+/// One callout response header, lossy UTF-8; `None` also when the callout
+/// failed and there is no response at all.
 pub fn call_response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
-        .ok()
-        .flatten()
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: valid pointers to locals; the host writes an owned buffer on Ok.
+    let status = unsafe {
+        proxy_get_header_map_value(
+            MapType::HttpCallResponseHeaders as u32,
+            name.as_ptr(),
+            name.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: status Ok, so data/size describe a buffer the host handed us.
+    let bytes = unsafe { take_host_bytes(data, size) };
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The callout response body (up to `max` bytes); empty when there is none.
+pub fn call_response_body(max: usize) -> Vec<u8> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: valid pointers to locals; the host writes an owned buffer on Ok.
+    let status = unsafe {
+        proxy_get_buffer_bytes(
+            BufferType::HttpCallResponseBody as u32,
+            0,
+            max,
+            &mut data,
+            &mut size,
+        )
+    };
+    if status != 0 {
+        return Vec::new();
+    }
+    // SAFETY: status Ok, so data/size describe a buffer the host handed us.
+    unsafe { take_host_bytes(data, size) }
 }
 
 /// Shared data read: (value, cas).

@@ -14,7 +14,7 @@ use jwt_authn::jwk::{self, KeySet};
 use jwt_authn::jwks_cache::{CacheState, Freshness};
 use jwt_authn::verified_cache::VerifiedCache;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, Status};
+use proxy_wasm::types::Status;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,6 +196,7 @@ impl Keys {
     pub fn on_response(
         &mut self,
         token: u32,
+        num_headers: usize,
         body_size: usize,
         now: u64,
         metrics: &Metrics,
@@ -205,7 +206,7 @@ impl Keys {
                 continue;
             };
             if p.in_flight.as_ref().map(|f| f.token) == Some(token) {
-                p.on_response(body_size, now, metrics, id);
+                p.on_response(num_headers, body_size, now, metrics, id);
                 return true;
             }
         }
@@ -314,11 +315,24 @@ impl RemoteProvider {
         }
     }
 
-    fn on_response(&mut self, body_size: usize, now: u64, metrics: &Metrics, id: usize) {
+    fn on_response(
+        &mut self,
+        num_headers: usize,
+        body_size: usize,
+        now: u64,
+        metrics: &Metrics,
+        id: usize,
+    ) {
         let Some(flight) = self.in_flight.take() else {
             return;
         };
-        let status = host::call_response_header(":status").unwrap_or_default();
+        // A failed callout (timeout, reset, truncated body) arrives with no
+        // headers at all; do not even ask the host for them.
+        let status = if num_headers == 0 {
+            String::new()
+        } else {
+            host::call_response_header(":status").unwrap_or_default()
+        };
         if status != "200" {
             let what = if status.is_empty() {
                 "no response (timeout or connection failure)".to_string()
@@ -346,10 +360,7 @@ impl RemoteProvider {
                 false,
             );
         }
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let body = host::call_response_body(body_size);
         let Ok(text) = String::from_utf8(body) else {
             return self.fail(now, metrics, id, "body is not UTF-8", false);
         };

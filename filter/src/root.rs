@@ -156,14 +156,14 @@ impl Context for Root {
     fn on_http_call_response(
         &mut self,
         token: u32,
-        _num_headers: usize,
+        num_headers: usize,
         body_size: usize,
         _num_trailers: usize,
     ) {
         let now = host::now_ms();
         if let Ok(mut s) = self.shared.try_borrow_mut() {
             let Shared { keys, metrics, .. } = &mut *s;
-            keys.on_response(token, body_size, now, metrics);
+            keys.on_response(token, num_headers, body_size, now, metrics);
             s.wake(now);
         }
         let _ = hostcalls::set_effective_context(self.id);
