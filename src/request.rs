@@ -86,7 +86,13 @@ impl Request {
         let mut out = format!("{scheme}://{host}{}", self.path_only());
         // The value goes inside a quoted-string: drop what would break it.
         out.retain(|c| c != '"' && c != '\\' && !c.is_control());
-        out.truncate(2048);
+        // Bounded, and cut on a character boundary: a client-sent multi-byte
+        // character straddling the limit must not panic (found by fuzzing).
+        let mut cut = out.len().min(2048);
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
         out
     }
 
@@ -195,5 +201,9 @@ mod tests {
             (":path", "/\"x"),
         ]);
         assert_eq!(r.realm_uri(), "https://h/x");
+        let long = format!("/{}", "é".repeat(1100));
+        let r = req(&[(":scheme", "http"), (":authority", "h"), (":path", &long)]);
+        let realm = r.realm_uri();
+        assert!(realm.len() <= 2048 && realm.starts_with("http://h/é"));
     }
 }
