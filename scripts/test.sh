@@ -3,7 +3,7 @@
 # runs the named steps in order, times each, keeps going after a failed check
 # so one run reports every problem, and ends with a summary table.
 #
-#   scripts/test.sh all              setup fmt clippy clippy-wasm unit build cli idp e2e
+#   scripts/test.sh all              setup fmt clippy clippy-wasm unit fuzz build cli idp e2e
 #   scripts/test.sh lint             fmt clippy clippy-wasm
 #   scripts/test.sh STEP [STEP...]   any of the steps above
 #
@@ -22,6 +22,9 @@ step_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 # same toolchain path that builds the module.
 step_clippy_wasm() { wasm_cargo clippy --release -p jwt-authn-filter -- -D warnings; }
 step_unit() { cargo test --workspace; }
+# Every cargo-fuzz target for a short, bounded time on its seed corpus
+# (a longer campaign: scripts/fuzz.sh 3600).
+step_fuzz() { FUZZ_SMOKE=1 "$ROOT/scripts/fuzz.sh"; }
 step_build() { "$ROOT/scripts/build-wasm.sh"; }
 publish_bin() {
     local pkg="$1" bin="$2"
@@ -103,7 +106,7 @@ summary() {
 REQUESTED=()
 for a in "$@"; do
     case "$a" in
-    all) REQUESTED+=(setup fmt clippy clippy-wasm unit build cli idp e2e) ;;
+    all) REQUESTED+=(setup fmt clippy clippy-wasm unit fuzz build cli idp e2e) ;;
     lint) REQUESTED+=(fmt clippy clippy-wasm) ;;
     *) REQUESTED+=("$a") ;;
     esac
