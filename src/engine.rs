@@ -13,6 +13,7 @@
 //!   when no rule matches;
 //! - any error path denies.
 
+use crate::alg::Alg;
 use crate::claims::{Claims, ClaimsError};
 use crate::config::{
     Bypass, Config, KeySource, PathMatch, Provider, ProviderId, Requirement, RouteMatch, Rule,
@@ -22,8 +23,8 @@ use crate::decision::{Decision, Denial, FetchCause, HeaderChanges, Verified};
 use crate::extract::{self, Extracted};
 use crate::headers;
 use crate::json;
-use crate::jwk::KeySet;
-use crate::jws::{JwsError, UntrustedJws};
+use crate::jwk::{KeyMaterial, KeySet};
+use crate::jws::{JwsError, SignatureBackend, UntrustedJws};
 use crate::reason::Reason;
 use crate::request::Request;
 use std::sync::Arc;
@@ -53,6 +54,26 @@ pub trait KeyStore {
     }
     /// Remembers that this token verified against this key set.
     fn remember_verified(&self, _provider: ProviderId, _keys: &Arc<KeySet>, _token: &str) {}
+    /// A faster signature check offered by the host (see `host_crypto`);
+    /// `None` = use the built-in verifier.
+    fn host_verify(
+        &self,
+        _alg: Alg,
+        _key: &KeyMaterial,
+        _input: &[u8],
+        _sig: &[u8],
+    ) -> Option<bool> {
+        None
+    }
+}
+
+/// Routes `jws` signature checks through `KeyStore::host_verify`.
+struct HostBackend<'a>(&'a dyn KeyStore);
+
+impl SignatureBackend for HostBackend<'_> {
+    fn verify(&self, alg: Alg, key: &KeyMaterial, input: &[u8], sig: &[u8]) -> Option<bool> {
+        self.0.host_verify(alg, key, input, sig)
+    }
 }
 
 /// A key store with no remote keys at all (local-only configs, CLI without `--jwks`).
@@ -511,7 +532,7 @@ impl Flow<'_> {
                 location: t.location.clone(),
             });
         }
-        match jws.verify(&set) {
+        match jws.verify_with(&set, &HostBackend(self.keys)) {
             Ok(_) => {
                 self.keys.remember_verified(id, &set, &t.token);
                 Ok(Success {

@@ -44,6 +44,9 @@ const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112"
 #[derive(Clone)]
 pub struct KeyMaterial {
     pub(crate) inner: Material,
+    /// DER SubjectPublicKeyInfo of RSA and EC keys, computed once at load,
+    /// for handing the key to the host's verifier (`host_crypto`).
+    spki: Option<Vec<u8>>,
 }
 
 /// The key variants; crate-private so only this module can build them.
@@ -58,8 +61,14 @@ pub(crate) enum Material {
 }
 
 impl KeyMaterial {
-    fn new(inner: Material) -> Self {
-        Self { inner }
+    pub(crate) fn new(inner: Material) -> Self {
+        let spki = spki_der(&inner);
+        Self { inner, spki }
+    }
+
+    /// DER SubjectPublicKeyInfo (RSA and EC keys only; `None` otherwise).
+    pub fn spki_der(&self) -> Option<&[u8]> {
+        self.spki.as_deref()
     }
 
     /// Reads a DER SubjectPublicKeyInfo (RSA, EC P-256/P-384/P-521, Ed25519),
@@ -715,6 +724,33 @@ fn decode_pem(pem: &str) -> Result<(&str, Vec<u8>), JwkError> {
 }
 
 /// Test helpers shared with other modules' tests.
+/// Fixed DER prefixes of an EC SubjectPublicKeyInfo (id-ecPublicKey + named
+/// curve + BIT STRING header) for P-256, P-384 and P-521 uncompressed points.
+const SPKI_P256: &[u8] = &[
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+const SPKI_P384: &[u8] = &[
+    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+    0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+];
+const SPKI_P521: &[u8] = &[
+    0x30, 0x81, 0x9b, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05,
+    0x2b, 0x81, 0x04, 0x00, 0x23, 0x03, 0x81, 0x86, 0x00,
+];
+
+fn spki_der(inner: &Material) -> Option<Vec<u8>> {
+    use rsa::pkcs8::EncodePublicKey;
+    let ec = |prefix: &[u8], point: &[u8]| [prefix, point].concat();
+    match inner {
+        Material::Rsa { key, .. } => key.to_public_key_der().ok().map(|d| d.as_bytes().to_vec()),
+        Material::P256(k) => Some(ec(SPKI_P256, k.to_encoded_point(false).as_bytes())),
+        Material::P384(k) => Some(ec(SPKI_P384, k.to_encoded_point(false).as_bytes())),
+        Material::P521(k) => Some(ec(SPKI_P521, k.to_encoded_point(false).as_bytes())),
+        Material::Ed25519(_) | Material::Oct(_) => None,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests_support {

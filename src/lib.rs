@@ -20,6 +20,7 @@ mod ecdsa_ext;
 pub mod engine;
 pub mod extract;
 pub mod headers;
+pub mod host_crypto;
 pub mod json;
 pub mod jwk;
 pub mod jwks_cache;

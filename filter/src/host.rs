@@ -44,6 +44,37 @@ extern "C" {
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
     ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
+}
+
+/// Calls a host foreign function; `None` when the host has no such function
+/// or it failed (any non-Ok status).
+pub fn foreign_call(name: &str, args: &[u8]) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: valid pointers to locals and to live slices for the call.
+    let status = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            args.as_ptr(),
+            args.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: status Ok, so data/size describe a buffer the host handed us.
+    Some(unsafe { take_host_bytes(data, size) })
 }
 
 /// Takes ownership of a host-allocated buffer (allocated through the SDK's

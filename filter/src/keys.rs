@@ -8,9 +8,11 @@
 
 use crate::host;
 use crate::metrics::{self, Metrics};
+use jwt_authn::alg::Alg;
 use jwt_authn::config::{Config, HttpTarget, KeySource, ProviderId, RemoteJwks, RemoteTarget};
 use jwt_authn::engine::{KeyStore, RemoteKeys};
-use jwt_authn::jwk::{self, KeySet};
+use jwt_authn::host_crypto::{self, HostCheck};
+use jwt_authn::jwk::{self, KeyMaterial, KeySet};
 use jwt_authn::jwks_cache::{CacheState, Freshness};
 use jwt_authn::verified_cache::VerifiedCache;
 use proxy_wasm::hostcalls;
@@ -502,6 +504,15 @@ impl KeyStore for KeysAt<'_> {
             .verified
             .try_borrow()
             .is_ok_and(|c| c.contains(id, keys, token))
+    }
+
+    fn host_verify(&self, alg: Alg, key: &KeyMaterial, input: &[u8], sig: &[u8]) -> Option<bool> {
+        match host_crypto::prepare(alg, key, input, sig) {
+            HostCheck::Request(args) => host::foreign_call(host_crypto::FUNCTION, &args)
+                .and_then(|answer| host_crypto::read_result(&answer)),
+            HostCheck::Verdict(v) => Some(v),
+            HostCheck::NotDelegable => None,
+        }
     }
 
     fn remember_verified(&self, id: ProviderId, keys: &Arc<KeySet>, token: &str) {
