@@ -3,6 +3,7 @@
 use crate::claims::Claims;
 use crate::config::ProviderId;
 use crate::reason::Reason;
+use std::sync::Arc;
 
 /// Request-header edits for a request that goes on upstream. Apply `remove`
 /// first, then `set` (overwrite), then `path`.
@@ -22,7 +23,7 @@ pub struct Verified {
     /// Provider that verified it.
     pub provider: ProviderId,
     /// Its claims.
-    pub claims: Claims,
+    pub claims: Arc<Claims>,
 }
 
 /// A local reply.

@@ -27,6 +27,7 @@ use crate::jwk::{KeyMaterial, KeySet};
 use crate::jws::{JwsError, SignatureBackend, UntrustedJws};
 use crate::reason::Reason;
 use crate::request::Request;
+use crate::verified_cache::CachedToken;
 use std::sync::Arc;
 
 /// The state of a remote provider's keys, as the key store sees it.
@@ -47,13 +48,13 @@ pub trait KeyStore {
     fn remote_keys(&self, provider: ProviderId) -> RemoteKeys;
     /// May a token with an unknown `kid` trigger a refetch now (rate limit)?
     fn may_refetch_unknown_kid(&self, provider: ProviderId) -> bool;
-    /// Did this exact token verify against this exact key set before? (A
-    /// signature cache; claims are still checked every time.)
-    fn verified_before(&self, _provider: ProviderId, _keys: &Arc<KeySet>, _token: &str) -> bool {
-        false
+    /// A token that verified before (the verified-token cache): its parse and
+    /// the key set that verified it. Claims are still checked every time.
+    fn cached_token(&self, _token: &str) -> Option<CachedToken> {
+        None
     }
-    /// Remembers that this token verified against this key set.
-    fn remember_verified(&self, _provider: ProviderId, _keys: &Arc<KeySet>, _token: &str) {}
+    /// Remembers a token that just verified.
+    fn remember_token(&self, _token: &str, _entry: CachedToken) {}
     /// A faster signature check offered by the host (see `host_crypto`);
     /// `None` = use the built-in verifier.
     fn host_verify(
@@ -109,7 +110,7 @@ struct Failure {
 #[derive(Debug, Clone)]
 struct Success {
     provider: ProviderId,
-    claims: Claims,
+    claims: Arc<Claims>,
     payload_b64: String,
     location: TokenLocation,
 }
@@ -462,56 +463,43 @@ impl Flow<'_> {
         if t.token.len() > self.config.max_token_bytes {
             return Err(fail(Reason::TooLarge, provider));
         }
+        let payload_b64 = || t.token.split('.').nth(1).unwrap_or("").to_string();
+
+        // Fast path: this very token verified before, against the key set its
+        // provider has now. Only parsing and the signature are skipped.
+        if let Some(hit) = self.keys.cached_token(&t.token) {
+            if let Ok(id) = self.select_provider(t, provider, &hit.claims) {
+                let same_keys = self
+                    .current_keys(id)
+                    .is_some_and(|k| Arc::ptr_eq(&k, &hit.keys));
+                if id == hit.provider && same_keys {
+                    self.judge_claims(id, &hit.claims, audiences)?;
+                    let (claims, location) = (hit.claims, t.location.clone());
+                    return Ok(Success {
+                        provider: id,
+                        claims,
+                        payload_b64: payload_b64(),
+                        location,
+                    });
+                }
+            }
+        }
+
         let jws = UntrustedJws::parse(&t.token, self.config.max_token_bytes)
             .map_err(|e| fail(jws_reason(&e), provider))?;
-        let payload_b64 = t.token.split('.').nth(1).unwrap_or("").to_string();
-        let payload = crate::b64::decode_strict(&payload_b64)
+        let payload = crate::b64::decode_strict(&payload_b64())
             .map_err(|_| fail(Reason::Malformed, provider))?;
         let value = json::parse_strict(&payload, json::DEFAULT_MAX_DEPTH)
             .map_err(|_| fail(Reason::Malformed, provider))?;
         let claims = Claims::from_value(value).map_err(|e| fail(claims_reason(&e), provider))?;
+        let id = self.select_provider(t, provider, &claims)?;
+        self.judge_claims(id, &claims, audiences)?;
 
-        // Issuer: allowed at this location, then the provider that judges it.
-        let id = match provider {
-            Some(id) => {
-                let p = self
-                    .config
-                    .providers
-                    .get(id)
-                    .ok_or_else(|| fail(Reason::Issuer, Some(id)))?;
-                if !p.issuer.is_empty() && p.issuer != claims.iss {
-                    return Err(fail(Reason::Issuer, Some(id)));
-                }
-                id
-            }
-            None => {
-                let at_location = self.providers(&t.providers);
-                if !at_location
-                    .iter()
-                    .any(|(_, p)| p.issuer.is_empty() || p.issuer == claims.iss)
-                {
-                    return Err(fail(Reason::Issuer, None));
-                }
-                at_location
-                    .iter()
-                    .find(|(_, p)| p.issuer == claims.iss)
-                    .or_else(|| at_location.iter().find(|(_, p)| p.issuer.is_empty()))
-                    .map(|(id, _)| *id)
-                    .ok_or_else(|| fail(Reason::Issuer, None))?
-            }
-        };
         let p = self
             .config
             .providers
             .get(id)
             .ok_or_else(|| fail(Reason::Issuer, Some(id)))?;
-        let now = self.ctx.now;
-        let judge = |r: Result<(), ClaimsError>| r.map_err(|e| fail(claims_reason(&e), Some(id)));
-        judge(claims.check_time(now, p.clock_skew_secs))?;
-        judge(claims.check_lifetime(p.require_expiration, p.max_lifetime.map(|d| d.as_secs())))?;
-        judge(claims.check_subject(p.subjects.as_ref()))?;
-        judge(claims.check_audience(audiences.unwrap_or(&p.audiences)))?;
-
         let set: Arc<KeySet> = match &p.keys {
             KeySource::Local(set) => set.clone(),
             KeySource::Remote(_) => match self.keys.remote_keys(id) {
@@ -524,21 +512,19 @@ impl Flow<'_> {
                 }
             },
         };
-        if self.keys.verified_before(id, &set, &t.token) {
-            return Ok(Success {
-                provider: id,
-                claims,
-                payload_b64,
-                location: t.location.clone(),
-            });
-        }
         match jws.verify_with(&set, &HostBackend(self.keys)) {
             Ok(_) => {
-                self.keys.remember_verified(id, &set, &t.token);
+                let claims = Arc::new(claims);
+                let entry = CachedToken {
+                    provider: id,
+                    keys: set,
+                    claims: claims.clone(),
+                };
+                self.keys.remember_token(&t.token, entry);
                 Ok(Success {
                     provider: id,
                     claims,
-                    payload_b64,
+                    payload_b64: payload_b64(),
                     location: t.location.clone(),
                 })
             }
@@ -551,6 +537,81 @@ impl Flow<'_> {
                 Err(Stop::Keys(id, FetchCause::UnknownKid))
             }
             Err(e) => Err(fail(jws_reason(&e), Some(id))),
+        }
+    }
+
+    /// The provider that judges a token: the required one (whose issuer must
+    /// match), or, for the bypass kinds, the one its issuer selects among the
+    /// providers configured for the token's location (jwt_authn's rule).
+    fn select_provider(
+        &self,
+        t: &Extracted,
+        provider: Option<ProviderId>,
+        claims: &Claims,
+    ) -> Result<ProviderId, Stop> {
+        let fail = |p: Option<ProviderId>| {
+            Stop::Fail(Failure {
+                reason: Reason::Issuer,
+                provider: p,
+            })
+        };
+        match provider {
+            Some(id) => {
+                let p = self
+                    .config
+                    .providers
+                    .get(id)
+                    .ok_or_else(|| fail(Some(id)))?;
+                if !p.issuer.is_empty() && p.issuer != claims.iss {
+                    return Err(fail(Some(id)));
+                }
+                Ok(id)
+            }
+            None => {
+                let at_location = self.providers(&t.providers);
+                at_location
+                    .iter()
+                    .find(|(_, p)| p.issuer == claims.iss)
+                    .or_else(|| at_location.iter().find(|(_, p)| p.issuer.is_empty()))
+                    .map(|(id, _)| *id)
+                    .ok_or_else(|| fail(None))
+            }
+        }
+    }
+
+    /// jwt_authn's claim checks, in its order: time, lifetime, subject, audience.
+    fn judge_claims(
+        &self,
+        id: ProviderId,
+        claims: &Claims,
+        audiences: Option<&[String]>,
+    ) -> Result<(), Stop> {
+        let p = self.config.providers.get(id).ok_or(Stop::Fail(Failure {
+            reason: Reason::Issuer,
+            provider: Some(id),
+        }))?;
+        let judge = |r: Result<(), ClaimsError>| {
+            r.map_err(|e| {
+                Stop::Fail(Failure {
+                    reason: claims_reason(&e),
+                    provider: Some(id),
+                })
+            })
+        };
+        judge(claims.check_time(self.ctx.now, p.clock_skew_secs))?;
+        judge(claims.check_lifetime(p.require_expiration, p.max_lifetime.map(|d| d.as_secs())))?;
+        judge(claims.check_subject(p.subjects.as_ref()))?;
+        judge(claims.check_audience(audiences.unwrap_or(&p.audiences)))
+    }
+
+    /// The key set a provider verifies with right now, if it has one.
+    fn current_keys(&self, id: ProviderId) -> Option<Arc<KeySet>> {
+        match &self.config.providers.get(id)?.keys {
+            KeySource::Local(set) => Some(set.clone()),
+            KeySource::Remote(_) => match self.keys.remote_keys(id) {
+                RemoteKeys::Ready(set) => Some(set),
+                RemoteKeys::Pending | RemoteKeys::Failed => None,
+            },
         }
     }
 }

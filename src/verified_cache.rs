@@ -1,15 +1,16 @@
 //! A small cache of tokens whose signature already verified.
 //!
-//! Signature checks dominate the per-request cost, and clients resend the same
-//! token for minutes. jwt_authn keeps a cache of verified JWTs
-//! (`jwt_cache_config.jwt_cache_size`, default 100); this is ours. Only the
-//! signature verdict is cached: parsing and every claim check (time,
-//! issuer, audience, subject) still run on each request. An entry holds the
-//! very key set it verified against (compared by identity, and kept alive by
-//! the entry so its address cannot be reused), so a key rotation or a
-//! reloaded set never reuses a verdict. The key is the full token text, so
-//! there is no collision to exploit.
+//! Parsing and signature checks dominate the per-request cost, and clients
+//! resend the same token for minutes. jwt_authn keeps a cache of verified
+//! JWTs (`jwt_cache_config.jwt_cache_size`, default 100); this is ours. What
+//! is cached is the parse (the claim set) and the signature verdict; every
+//! claim check (time, issuer, audience, subject, authorization) still runs on
+//! each request. An entry holds the very key set it verified against
+//! (compared by identity, and kept alive by the entry so its address cannot be
+//! reused), so a key rotation or a reloaded set never reuses a verdict. The
+//! key is the full token text, so there is no collision to exploit.
 
+use crate::claims::Claims;
 use crate::jwk::KeySet;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,16 +20,24 @@ pub const DEFAULT_CAPACITY: usize = 100;
 /// Bytes of token text kept at most (bounded memory whatever the capacity).
 pub const MAX_BYTES: usize = 1 << 20;
 
-/// Entries are keyed by (provider, token).
-type Key = (usize, String);
+/// What a verified token left behind.
+#[derive(Debug, Clone)]
+pub struct CachedToken {
+    /// The provider whose keys verified it.
+    pub provider: usize,
+    /// Those keys (identity matters, see the module doc).
+    pub keys: Arc<KeySet>,
+    /// The parsed claim set.
+    pub claims: Arc<Claims>,
+}
 
-/// FIFO-evicted map of verified tokens to the key set that verified them.
+/// FIFO-evicted map of verified tokens.
 #[derive(Debug, Default)]
 pub struct VerifiedCache {
     capacity: usize,
     bytes: usize,
-    map: HashMap<Key, Arc<KeySet>>,
-    order: VecDeque<Key>,
+    map: HashMap<String, CachedToken>,
+    order: VecDeque<String>,
 }
 
 impl VerifiedCache {
@@ -40,36 +49,34 @@ impl VerifiedCache {
         }
     }
 
-    /// True when this token verified against this very key set before.
-    pub fn contains(&self, provider: usize, keys: &Arc<KeySet>, token: &str) -> bool {
-        self.capacity > 0
-            && self
-                .map
-                .get(&(provider, token.to_string()))
-                .is_some_and(|k| Arc::ptr_eq(k, keys))
+    /// The entry for a token, if it verified before.
+    pub fn get(&self, token: &str) -> Option<&CachedToken> {
+        if self.capacity == 0 {
+            return None;
+        }
+        self.map.get(token)
     }
 
     /// Records a verified token.
-    pub fn insert(&mut self, provider: usize, keys: &Arc<KeySet>, token: &str) {
+    pub fn insert(&mut self, token: &str, entry: CachedToken) {
         if self.capacity == 0 || token.len() > MAX_BYTES / 4 {
             return;
         }
-        let key = (provider, token.to_string());
-        if let Some(existing) = self.map.get_mut(&key) {
-            *existing = keys.clone();
+        if let Some(existing) = self.map.get_mut(token) {
+            *existing = entry;
             return;
         }
         while !self.order.is_empty()
             && (self.order.len() >= self.capacity || self.bytes + token.len() > MAX_BYTES)
         {
             if let Some(old) = self.order.pop_front() {
-                self.bytes = self.bytes.saturating_sub(old.1.len());
+                self.bytes = self.bytes.saturating_sub(old.len());
                 self.map.remove(&old);
             }
         }
         self.bytes += token.len();
-        self.order.push_back(key.clone());
-        self.map.insert(key, keys.clone());
+        self.order.push_back(token.to_string());
+        self.map.insert(token.to_string(), entry);
     }
 
     /// Number of cached tokens.
@@ -93,33 +100,42 @@ mod tests {
         Arc::new(parse_key_set(jwks, &JwksOptions::default()).unwrap())
     }
 
+    fn entry(keys: &Arc<KeySet>) -> CachedToken {
+        let claims = Claims::from_value(serde_json::json!({"sub": "a"})).unwrap();
+        CachedToken {
+            provider: 0,
+            keys: keys.clone(),
+            claims: Arc::new(claims),
+        }
+    }
+
     #[test]
-    fn remembers_per_provider_and_key_set() {
+    fn remembers_and_keeps_the_key_set() {
         let (k1, k2) = (set(), set());
         let mut c = VerifiedCache::new(2);
-        c.insert(0, &k1, "a.b.c");
-        assert!(c.contains(0, &k1, "a.b.c"));
-        assert!(!c.contains(1, &k1, "a.b.c"), "other provider");
+        c.insert("a.b.c", entry(&k1));
+        let hit = c.get("a.b.c").unwrap();
+        assert!(Arc::ptr_eq(&hit.keys, &k1));
         assert!(
-            !c.contains(0, &k2, "a.b.c"),
-            "another key set (rotation), even with equal keys"
+            !Arc::ptr_eq(&hit.keys, &k2),
+            "equal keys, another set: not the same"
         );
-        assert!(!c.contains(0, &k1, "a.b.d"));
+        assert!(c.get("a.b.d").is_none());
     }
 
     #[test]
     fn evicts_oldest_first_and_stays_bounded() {
         let k = set();
         let mut c = VerifiedCache::new(2);
-        c.insert(0, &k, "t1");
-        c.insert(0, &k, "t2");
-        c.insert(0, &k, "t3");
+        c.insert("t1", entry(&k));
+        c.insert("t2", entry(&k));
+        c.insert("t3", entry(&k));
         assert_eq!(c.len(), 2);
-        assert!(!c.contains(0, &k, "t1"));
-        assert!(c.contains(0, &k, "t3"));
+        assert!(c.get("t1").is_none());
+        assert!(c.get("t3").is_some());
         let mut big = VerifiedCache::new(1000);
         for i in 0..20 {
-            big.insert(0, &k, &format!("{i}{}", "x".repeat(200_000)));
+            big.insert(&format!("{i}{}", "x".repeat(200_000)), entry(&k));
         }
         assert!(big.bytes <= MAX_BYTES);
     }
@@ -128,8 +144,8 @@ mod tests {
     fn zero_capacity_disables() {
         let k = set();
         let mut c = VerifiedCache::new(0);
-        c.insert(0, &k, "t");
-        assert!(!c.contains(0, &k, "t"));
+        c.insert("t", entry(&k));
+        assert!(c.get("t").is_none());
         assert!(c.is_empty());
     }
 }

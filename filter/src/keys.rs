@@ -14,7 +14,7 @@ use jwt_authn::engine::{KeyStore, RemoteKeys};
 use jwt_authn::host_crypto::{self, HostCheck};
 use jwt_authn::jwk::{self, KeyMaterial, KeySet};
 use jwt_authn::jwks_cache::{CacheState, Freshness};
-use jwt_authn::verified_cache::VerifiedCache;
+use jwt_authn::verified_cache::{CachedToken, VerifiedCache};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
 use std::cell::RefCell;
@@ -499,11 +499,8 @@ impl KeyStore for KeysAt<'_> {
             .is_some_and(|p| p.view.may_refetch_unknown_kid(&p.cfg, self.now))
     }
 
-    fn verified_before(&self, id: ProviderId, keys: &Arc<KeySet>, token: &str) -> bool {
-        self.keys
-            .verified
-            .try_borrow()
-            .is_ok_and(|c| c.contains(id, keys, token))
+    fn cached_token(&self, token: &str) -> Option<CachedToken> {
+        self.keys.verified.try_borrow().ok()?.get(token).cloned()
     }
 
     fn host_verify(&self, alg: Alg, key: &KeyMaterial, input: &[u8], sig: &[u8]) -> Option<bool> {
@@ -515,9 +512,9 @@ impl KeyStore for KeysAt<'_> {
         }
     }
 
-    fn remember_verified(&self, id: ProviderId, keys: &Arc<KeySet>, token: &str) {
+    fn remember_token(&self, token: &str, entry: CachedToken) {
         if let Ok(mut c) = self.keys.verified.try_borrow_mut() {
-            c.insert(id, keys, token);
+            c.insert(token, entry);
         }
     }
 }

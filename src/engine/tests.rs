@@ -568,8 +568,8 @@ fn hostile_requests_never_panic() {
 /// A store that records what the engine asks the verified-token cache.
 #[derive(Default)]
 struct CacheSpy {
-    remembered: std::cell::RefCell<Vec<String>>,
-    claim_hit: bool,
+    remembered: std::cell::RefCell<Vec<(String, CachedToken)>>,
+    serve_hits: bool,
 }
 
 impl KeyStore for CacheSpy {
@@ -579,23 +579,35 @@ impl KeyStore for CacheSpy {
     fn may_refetch_unknown_kid(&self, _: ProviderId) -> bool {
         false
     }
-    fn verified_before(&self, _: ProviderId, _: &Arc<KeySet>, token: &str) -> bool {
-        self.claim_hit && self.remembered.borrow().iter().any(|t| t == token)
+    fn cached_token(&self, token: &str) -> Option<CachedToken> {
+        if !self.serve_hits {
+            return None;
+        }
+        self.remembered
+            .borrow()
+            .iter()
+            .find(|(t, _)| t == token)
+            .map(|(_, e)| e.clone())
     }
-    fn remember_verified(&self, _: ProviderId, _: &Arc<KeySet>, token: &str) {
-        self.remembered.borrow_mut().push(token.to_string());
+    fn remember_token(&self, token: &str, entry: CachedToken) {
+        self.remembered
+            .borrow_mut()
+            .push((token.to_string(), entry));
     }
 }
 
 #[test]
-fn only_verified_signatures_are_cached_and_claims_are_checked_on_every_hit() {
-    let c = one_rule(provider(json!({})), json!({"provider_name": "idp"}));
+fn only_verified_tokens_are_cached_and_claims_are_checked_on_every_hit() {
+    let c = one_rule(
+        provider(json!({"audiences": ["api"]})),
+        json!({"provider_name": "idp"}),
+    );
     let spy = CacheSpy {
-        claim_hit: true,
+        serve_hits: true,
         ..Default::default()
     };
-    let good = token("");
-    let mut bad = token("");
+    let good = token(r#""aud":"api""#);
+    let mut bad = token(r#""aud":"api""#);
     bad.truncate(bad.len() - 2);
     bad.push_str("AA");
     let at = |now: u64| EvalContext {
@@ -611,18 +623,58 @@ fn only_verified_signatures_are_cached_and_claims_are_checked_on_every_hit() {
         reason(&evaluate(&c, &req(&bad), &spy, &at(NOW))),
         Reason::Allowed
     );
+    let remembered: Vec<String> = spy
+        .remembered
+        .borrow()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
     assert_eq!(
-        *spy.remembered.borrow(),
+        remembered,
         vec![good.clone()],
         "only the good token is remembered"
     );
+    // A hit still gets every claim check: time (exp 2000000000 + 60 s skew)...
     assert_eq!(
         reason(&evaluate(&c, &req(&good), &spy, &at(NOW))),
         Reason::Allowed
     );
-    // A cached token is still judged on time: exp 2000000000 + 60 s skew.
     assert_eq!(
         reason(&evaluate(&c, &req(&good), &spy, &at(2_000_000_061))),
         Reason::Expired
+    );
+    // ...and audience under another requirement.
+    let other = one_rule(
+        provider(json!({"audiences": ["api"]})),
+        json!({"provider_and_audiences": {"provider_name": "idp", "audiences": ["admin"]}}),
+    );
+    assert_eq!(
+        reason(&evaluate(&other, &req(&good), &spy, &at(NOW))),
+        Reason::Audience
+    );
+}
+
+#[test]
+fn a_cached_verdict_is_never_used_with_another_key_set() {
+    // Two configs, same provider name and same key text, but each parsed on
+    // its own: a verdict from one must not serve the other.
+    let a = one_rule(provider(json!({})), json!({"provider_name": "idp"}));
+    let b = one_rule(provider(json!({})), json!({"provider_name": "idp"}));
+    let spy = CacheSpy {
+        serve_hits: true,
+        ..Default::default()
+    };
+    let good = token("");
+    let at = EvalContext {
+        now: NOW,
+        already_fetched: vec![],
+    };
+    let req = request("GET", "/", &[("authorization", &bearer(&good))]);
+    assert_eq!(reason(&evaluate(&a, &req, &spy, &at)), Reason::Allowed);
+    assert_eq!(reason(&evaluate(&b, &req, &spy, &at)), Reason::Allowed);
+    assert_eq!(
+        spy.remembered.borrow().len(),
+        2,
+        "b verified again instead of trusting a's verdict"
     );
 }
