@@ -52,10 +52,10 @@ fuzz:
 	@scripts/fuzz.sh
 
 bench: setup build
-	@scripts/bench.sh
+	@scripts/bench.sh $(BENCH_ARGS)
 
 soak: setup build
-	@scripts/soak.sh
+	@scripts/soak.sh $(SOAK_ARGS)
 
 clean:
 	cargo clean
