@@ -583,29 +583,15 @@ fn compile_provider(name: &str, p: &RawProvider) -> Result<Provider, ConfigError
                 ));
             }
             KeySource::Remote(Box::new(RemoteJwks {
-                target: RemoteTarget::Discovery(target),
-                cluster: disc.cluster.clone(),
-                timeout,
                 cache_duration: nonzero_or(disc.cache_duration, DEFAULT_CACHE_DURATION),
-                failed_refetch: DEFAULT_FAILED_REFETCH,
-                num_retries: 0,
-                retry_base: DEFAULT_RETRY_BASE,
-                retry_max: DEFAULT_RETRY_MAX,
-                stale_if_error: ext
-                    .stale_if_error
-                    .map(|d| d.0)
-                    .unwrap_or(DEFAULT_STALE_IF_ERROR),
-                unknown_kid_refetch_interval: ext
-                    .unknown_kid_refetch_interval
-                    .map(|d| d.0)
-                    .unwrap_or(DEFAULT_UNKNOWN_KID_REFETCH),
-                max_jwks_bytes,
-                jwks_options: JwksOptions {
+                ..remote_base(
+                    RemoteTarget::Discovery(target),
+                    &disc.cluster,
+                    timeout,
+                    ext,
                     min_rsa_bits,
-                    allow_hmac: false,
-                    max_bytes: max_jwks_bytes,
-                    ..JwksOptions::default()
-                },
+                    max_jwks_bytes,
+                )
             }))
         }
         (None, None, None) => {
@@ -917,14 +903,41 @@ fn compile_remote(
         ));
     }
     Ok(RemoteJwks {
-        target: RemoteTarget::Jwks(target),
-        cluster: hu.cluster.clone(),
-        timeout,
         cache_duration,
         failed_refetch,
         num_retries,
         retry_base,
         retry_max,
+        ..remote_base(
+            RemoteTarget::Jwks(target),
+            &hu.cluster,
+            timeout,
+            ext,
+            min_rsa_bits,
+            max_jwks_bytes,
+        )
+    })
+}
+
+/// Settings every remote provider has (`remote_jwks` or the discovery
+/// extension), with jwt_authn's defaults where the config says nothing.
+fn remote_base(
+    target: RemoteTarget,
+    cluster: &str,
+    timeout: Duration,
+    ext: &RawProviderExtensions,
+    min_rsa_bits: usize,
+    max_jwks_bytes: usize,
+) -> RemoteJwks {
+    RemoteJwks {
+        target,
+        cluster: cluster.to_string(),
+        timeout,
+        cache_duration: DEFAULT_CACHE_DURATION,
+        failed_refetch: DEFAULT_FAILED_REFETCH,
+        num_retries: 0,
+        retry_base: DEFAULT_RETRY_BASE,
+        retry_max: DEFAULT_RETRY_MAX,
         stale_if_error: ext
             .stale_if_error
             .map(|d| d.0)
@@ -940,7 +953,7 @@ fn compile_remote(
             max_bytes: max_jwks_bytes,
             ..JwksOptions::default()
         },
-    })
+    }
 }
 
 fn compile_route(m: &RawRouteMatch, path: &str) -> Result<RouteMatch, ConfigError> {
