@@ -391,6 +391,11 @@ def test_idp_failing_after_start_keeps_serving_last_good_keys(envoy_factory, tim
         ]
         statuses: list[tuple[str, int]] = []
         stale_seen = False
+        # Successful fetches when the outage has begun. With a 1 s
+        # cache_duration a refresh may legitimately succeed just before the
+        # first phase is switched on; fetches are serialized (one lease), so
+        # once the first failure is counted, every earlier fetch has finished.
+        success_at_outage: int | None = None
         for name, behaviour in phases:
             before = srv.count("/jwks")
             failed_before = jwks_stat(envoy, "fetch_failed")
@@ -408,13 +413,16 @@ def test_idp_failing_after_start_keeps_serving_last_good_keys(envoy_factory, tim
                 time.sleep(0.05)
             kinds = {h.kind for h in srv.hits("/jwks")[before:]}
             assert kinds == {type(behaviour).__name__.lower()}, (name, kinds)
+            if success_at_outage is None:
+                success_at_outage = jwks_stat(envoy, "fetch_success")
 
         bad = [(name, status) for name, status in statuses if status != 200]
         assert not bad, f"valid tokens were refused while the IdP failed: {bad}"
         assert stale_seen or jwks_stat(envoy, "stale_keys_in_use") == 1
         assert jwks_stat(envoy, "stale_keys_in_use") == 1
         assert jwks_stat(envoy, "fetch_failed") >= len(phases)
-        assert jwks_stat(envoy, "fetch_success") == 1
+        assert success_at_outage is not None and success_at_outage >= 1
+        assert jwks_stat(envoy, "fetch_success") == success_at_outage, "a fetch succeeded during the outage"
         assert jwks_stat(envoy, "keys") == 1
         assert "serving last good keys" in envoy.log_text()
         # Stale keys still verify signatures: a tampered token is refused.
@@ -425,7 +433,8 @@ def test_idp_failing_after_start_keeps_serving_last_good_keys(envoy_factory, tim
         up = time.monotonic()
         srv.publish("/jwks", ring)
         poll_until(
-            lambda: jwks_stat(envoy, "fetch_success") == 2 and jwks_stat(envoy, "stale_keys_in_use") == 0,
+            lambda: jwks_stat(envoy, "fetch_success") == success_at_outage + 1
+            and jwks_stat(envoy, "stale_keys_in_use") == 0,
             timeout=4.0,
             what="a successful refresh after the outage",
         )
