@@ -159,16 +159,10 @@ fn read_line(
         }
         let available = match reader.fill_buf() {
             Ok(buf) => buf,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(HttpError::Timeout)
-            }
-            Err(e) => return Err(HttpError::Io(e)),
+            Err(e) => match read_error(e) {
+                None => continue,
+                Some(err) => return Err(err),
+            },
         };
         if available.is_empty() {
             return if line.is_empty() {
@@ -267,16 +261,10 @@ pub fn read_request(
             match limited.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(HttpError::Timeout)
-                }
-                Err(e) => return Err(HttpError::Io(e)),
+                Err(e) => match read_error(e) {
+                    None => continue,
+                    Some(err) => return Err(err),
+                },
             }
         }
         if (buf.len() as u64) < length {
@@ -318,6 +306,16 @@ pub fn write_response(
         writer.write_all(&response.body)?;
     }
     writer.flush()
+}
+
+/// A socket read error: `None` when the read should simply be retried
+/// (interrupted), else what the caller returns (a read timeout is `Timeout`).
+fn read_error(e: io::Error) -> Option<HttpError> {
+    match e.kind() {
+        io::ErrorKind::Interrupted => None,
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Some(HttpError::Timeout),
+        _ => Some(HttpError::Io(e)),
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,14 @@ def send_each(envoy: BenchEnvoy, mix: loadkit.TokenMix, statuses: dict[str, list
             seen.append(type(err).__name__)
 
 
+def _remote_config(server) -> dict:
+    """One remote provider on the flaky JWKS server (1 s timeout and refresh), required everywhere."""
+    return {
+        "providers": {"idp": loadkit.remote_provider(server.uri, timeout_s=1.0, cache_s=1.0)},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "idp"}}],
+    }
+
+
 @pytest.mark.parametrize("mode", [m for m in loadkit.FAULT_MODES if m != "good"])
 def test_each_jwks_fault_alone(echo, wasm_path, envoy_bin, mode):
     """One fault at a time (after one good fetch): keys kept, VM alive.
@@ -77,10 +85,7 @@ def test_each_jwks_fault_alone(echo, wasm_path, envoy_bin, mode):
     ring = loadkit.KeyRing(algs=("ES256",))
     mix = loadkit.TokenMix(ring)
     server = loadkit.FlakyJwksServer(ring, ["good", mode, mode, mode], forged_jwk=mix.forged_jwk(), hang_s=2.0).start()
-    cfg = {
-        "providers": {"idp": loadkit.remote_provider(server.uri, timeout_s=1.0, cache_s=1.0)},
-        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "idp"}}],
-    }
+    cfg = _remote_config(server)
     envoy = BenchEnvoy(
         cfg,
         backend_port=echo.port,
@@ -119,10 +124,7 @@ def test_jwks_flapping_under_load(echo, wasm_path, envoy_bin):
     ring = loadkit.KeyRing(algs=("ES256", "RS256"))
     mix = loadkit.TokenMix(ring)
     server = loadkit.FlakyJwksServer(ring, FLAP_SCHEDULE, forged_jwk=mix.forged_jwk(), hang_s=3.0, slow_s=0.4).start()
-    cfg = {
-        "providers": {"idp": loadkit.remote_provider(server.uri, timeout_s=1.0, cache_s=1.0)},
-        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "idp"}}],
-    }
+    cfg = _remote_config(server)
     envoy = BenchEnvoy(
         cfg,
         backend_port=echo.port,
