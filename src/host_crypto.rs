@@ -181,8 +181,95 @@ fn der_len(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// Known-good vectors the shell sends once at start to learn whether the host
+/// really verifies (Envoy builds without the function, or a host that answers
+/// `true` to anything, must not be trusted): one RS256 and one ES256 token.
+const PROBE_KEYS: &str = r#"{"keys":[
+{"kty":"RSA","kid":"rs","alg":"RS256","e":"AQAB","n":"xWCZPBIHJ0dSEeU0JDqz6g8xYu553-StHOfUVGk-03k1_JvkLIeXAuzovlpy9umdxjebna3odFlPhYowC_y-J5-tH79hsCA9pprUwGxROfWVcdeLEwDioB3dFR0d5CS7dOPFopJtu_MXHzjhaf2raaSzadgtOrPHMPjBJcGHBj8pZXMdNHWAD3NW5ZVxLa2AGytAdFU38QiamhZ4PVAhimrXtrVTgsSbDPGVy3BCS8TMka1Mz85MOpOMKNh_aSvcfQRkuGLtKx2mCB_TCGeuv9H6X5_OjlacacSYJUtohC1cBRMOZpRVWgzMxUfXnTdqZyzO6v8vgL5dc4aiTrnbrQ"},
+{"kty":"EC","kid":"es","alg":"ES256","crv":"P-256","x":"o1HJkLE3nM7fEjHe_uIvQEeW1BC_AsWO4sK4OyefSg4","y":"onDEgtxfVdysJ178TpE4TG4zqO2H7d3vQ1NqINfPo3k"}]}"#;
+const PROBE_TOKENS: [(&str, Alg, &str); 2] = [
+    ("rs", Alg::Rs256, "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6InByb2JlIn0.eyJwcm9iZSI6Imp3dC1hdXRobi13YXNtIGhvc3QgdmVyaWZ5X3NpZ25hdHVyZSJ9.v1lAHU5pD1-ax_kkbQqSpwGaoEzs9v9039i7dzxRdd2OMlzPm2QYeHi1O0kS8Zzro68FvXNnS7HFgB9La5keDhf7lPCH3fHLweITTxI0kBcKHwMO-frquugjic8W_uQbG7ddkS66QYyNmBSLFkjeAqVadiPznoQWHszftvpBXLcuE7E3jyGZtUAkQ20wI2hhr11Q019hHLNyAguiE4cpjBo19zwSYx-mB7kN3ctmxdzYwg-ipx1BtseH4xD_k-hOzze9T24BT90sK6QKDRo3saBtmOt7YFGdRJ-iJzvjYKD5QHAAKVQEgUaZ6Zl79hV2uNKOfawE6HZdgb-E4uX0Pw"),
+    ("es", Alg::Es256, "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6InByb2JlIn0.eyJwcm9iZSI6Imp3dC1hdXRobi13YXNtIGhvc3QgdmVyaWZ5X3NpZ25hdHVyZSJ9.Ez_ogT8wNpIu97YcM-R207W_gWLSwLek5Mvur19qmVu_pQB8Q5rGzqu9aRu_uYsIxQX7tGOHzegxE-vdFgj2HA"),
+];
+
+/// The start-up probe's host requests and the answer each must get: every
+/// vector as signed (true) and with its signed text altered (false).
+pub fn probe_requests() -> Vec<(Vec<u8>, bool)> {
+    let Ok(set) = crate::jwk::parse_key_set(PROBE_KEYS, &crate::jwk::JwksOptions::default()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (kid, alg, token) in PROBE_TOKENS {
+        let Some(key) = set.keys.iter().find(|k| k.kid.as_deref() == Some(kid)) else {
+            return Vec::new();
+        };
+        let Some((input, sig_b64)) = token.rsplit_once('.') else {
+            return Vec::new();
+        };
+        let Ok(sig) = crate::b64::decode_strict(sig_b64) else {
+            return Vec::new();
+        };
+        let mut altered = input.as_bytes().to_vec();
+        if let Some(last) = altered.last_mut() {
+            *last ^= 1;
+        }
+        for (text, expect) in [(input.as_bytes(), true), (&altered[..], false)] {
+            match prepare(alg, &key.material, text, &sig) {
+                HostCheck::Request(args) => out.push((args, expect)),
+                _ => return Vec::new(),
+            }
+        }
+    }
+    out
+}
+
+/// Runs the probe through `call` (the host function): true only when every
+/// answer is exactly right. Runs once per configuration, never per request.
+pub fn probe(call: impl Fn(&[u8]) -> Option<bool>) -> bool {
+    let requests = probe_requests();
+    !requests.is_empty()
+        && requests
+            .iter()
+            .all(|(args, expect)| call(args) == Some(*expect))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn probe_trusts_only_a_host_that_really_verifies() {
+        let reqs = probe_requests();
+        assert_eq!(reqs.len(), 4);
+        // A host that judges right (answers by the vectors themselves).
+        let right = |args: &[u8]| reqs.iter().find(|(a, _)| a == args).map(|(_, e)| *e);
+        assert!(probe(right));
+        assert!(!probe(|_| Some(true)), "a host that says yes to all");
+        assert!(!probe(|_| None), "no such function");
+        assert!(!probe(|args| right(args).map(|e| !e)));
+        // The vectors are real: the built-in verifier agrees with them.
+        let set = crate::jwk::parse_key_set(PROBE_KEYS, &Default::default()).unwrap();
+        for (kid, alg, token) in PROBE_TOKENS {
+            let key = set
+                .keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .unwrap();
+            let (input, sig) = token.rsplit_once('.').unwrap();
+            let sig = crate::b64::decode_strict(sig).unwrap();
+            assert!(crate::jws::verify_signature(
+                alg,
+                &key.material,
+                input.as_bytes(),
+                &sig
+            ));
+            assert!(!crate::jws::verify_signature(
+                alg,
+                &key.material,
+                b"x",
+                &sig
+            ));
+        }
+    }
+
     use super::*;
     use crate::jwk::{parse_key_set, JwksOptions};
     use p256::ecdsa::signature::Signer;

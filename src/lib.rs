@@ -27,6 +27,7 @@ pub mod jwks_cache;
 pub mod jws;
 pub mod reason;
 pub mod request;
+pub mod shared_token_cache;
 pub mod verified_cache;
 
 #[cfg(test)]

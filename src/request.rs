@@ -16,9 +16,59 @@ impl Request {
     pub fn new(headers: Vec<(String, String)>) -> Self {
         let headers = headers
             .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .map(|(k, v)| {
+                // Envoy's names are lowercase already: no copy in the common case.
+                if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                    (k.to_ascii_lowercase(), v)
+                } else {
+                    (k, v)
+                }
+            })
             .collect();
         Request { headers }
+    }
+
+    /// Builds a view straight from a proxy-wasm serialized header map (the
+    /// bytes `proxy_get_header_map_pairs` returns): `u32` count, then per pair
+    /// `u32` name and value sizes, then each name and value followed by a NUL
+    /// (all little-endian). Bytes that are not UTF-8 become U+FFFD. `None`
+    /// when the buffer is not such a map.
+    pub fn from_host_pairs(buf: &[u8]) -> Option<Request> {
+        let u32_at = |at: usize| -> Option<usize> {
+            let b: [u8; 4] = buf.get(at..at.checked_add(4)?)?.try_into().ok()?;
+            usize::try_from(u32::from_le_bytes(b)).ok()
+        };
+        let count = u32_at(0)?;
+        // Each pair takes at least 8 size bytes and 2 NULs: reject absurd counts
+        // before allocating for them.
+        if count > buf.len() / 10 {
+            return None;
+        }
+        let mut sizes = 4usize;
+        let mut data = 4usize.checked_add(count.checked_mul(8)?)?;
+        let text = |b: &[u8]| match std::str::from_utf8(b) {
+            Ok(s) => s.to_string(),
+            Err(_) => String::from_utf8_lossy(b).into_owned(),
+        };
+        let mut headers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (klen, vlen) = (u32_at(sizes)?, u32_at(sizes + 4)?);
+            sizes += 8;
+            let k = buf.get(data..data.checked_add(klen)?)?;
+            data = data.checked_add(klen)?;
+            if buf.get(data) != Some(&0) {
+                return None;
+            }
+            data += 1;
+            let v = buf.get(data..data.checked_add(vlen)?)?;
+            data = data.checked_add(vlen)?;
+            if buf.get(data) != Some(&0) {
+                return None;
+            }
+            data += 1;
+            headers.push((text(k), text(v)));
+        }
+        Some(Request::new(headers))
     }
 
     /// First value of a header.
@@ -160,6 +210,71 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    /// Serializes pairs the way the host does.
+    fn host_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (k, v) in pairs {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        }
+        for (k, v) in pairs {
+            out.extend_from_slice(k);
+            out.push(0);
+            out.extend_from_slice(v);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn reads_the_host_map_format() {
+        let buf = host_map(&[
+            (b":path", b"/a?b"),
+            (b"Authorization", b"Bearer x"),
+            (b"x-bin", b"\xff\xfeok"),
+            (b"empty", b""),
+        ]);
+        let r = Request::from_host_pairs(&buf).unwrap();
+        assert_eq!(r.path(), "/a?b");
+        assert_eq!(r.header("authorization"), Some("Bearer x"));
+        assert_eq!(r.header("x-bin"), Some("\u{fffd}\u{fffd}ok"));
+        assert_eq!(r.header("empty"), Some(""));
+        assert_eq!(r.headers().len(), 4);
+        assert_eq!(
+            Request::from_host_pairs(&host_map(&[]))
+                .unwrap()
+                .headers()
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn malformed_host_maps_are_refused_without_panic() {
+        let good = host_map(&[(b"a", b"b"), (b"cc", b"dd")]);
+        // Every truncation, and each NUL replaced.
+        for cut in 0..good.len() {
+            assert!(
+                Request::from_host_pairs(&good[..cut]).is_none(),
+                "cut {cut}"
+            );
+        }
+        for (i, b) in good.iter().enumerate() {
+            if *b == 0 && i >= 20 {
+                let mut bad = good.clone();
+                bad[i] = b'x';
+                assert!(Request::from_host_pairs(&bad).is_none(), "nul {i}");
+            }
+        }
+        // Sizes that overflow or point past the end; a huge count.
+        let mut huge = good.clone();
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Request::from_host_pairs(&huge).is_none());
+        let mut many = good;
+        many[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Request::from_host_pairs(&many).is_none());
     }
 
     #[test]

@@ -13,19 +13,26 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Request headers as UTF-8 strings; invalid bytes become U+FFFD instead of a
-/// panic (the SDK's `get_http_request_headers` unwraps UTF-8).
-pub fn request_headers() -> Vec<(String, String)> {
-    hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect()
+/// The request's headers in the host's serialized map format (one host call,
+/// parsed by `Request::from_host_pairs` without the SDK's per-header copies).
+/// `None` when the host refuses.
+pub fn request_header_pairs() -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: valid pointers to locals; the host writes an owned buffer on Ok.
+    let status = unsafe {
+        proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size)
+    };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: status Ok, so data/size describe a buffer the host handed us.
+    Some(unsafe { take_host_bytes(data, size) })
 }
 
 // The SDK's wrappers panic on any host status they do not expect (52 sites),
 // and a failed callout (reset, truncated body, timeout) answers reads of its
-// response with exactly such statuses. These two reads go to the ABI directly
+// response with exactly such statuses. These reads go to the ABI directly
 // and turn every non-Ok status into "absent". The status is read as a plain
 // u32 so an unknown value can never be an invalid enum.
 #[link(wasm_import_module = "env")]
@@ -36,6 +43,11 @@ extern "C" {
         key_size: usize,
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
     ) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
@@ -151,6 +163,26 @@ pub fn random_u64() -> u64 {
         return u64::from_le_bytes(buf);
     }
     now_ms().wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Sixteen random bytes (the shared token cache's secret); `None` when the
+/// host has no randomness (a guessable secret would be worse than no cache).
+pub fn random_16() -> Option<[u8; 16]> {
+    let mut buf = [0u8; 16];
+    getrandom::getrandom(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// Bytes of this VM's linear memory (what one VM costs the proxy).
+pub fn vm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64).saturating_mul(65_536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }
 
 /// Uniform sample in [0, 1) for back-off jitter.

@@ -21,7 +21,16 @@ impl Context for Http {}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let req = Request::new(host::request_headers());
+        let Some(req) = host::request_header_pairs().and_then(|b| Request::from_host_pairs(&b))
+        else {
+            // The host would not show us the request: fail closed.
+            let _ = proxy_wasm::hostcalls::send_http_response(
+                500,
+                vec![],
+                Some(b"jwt_authn: internal error"),
+            );
+            return Action::Pause;
+        };
         let Ok(mut shared) = self.shared.try_borrow_mut() else {
             // Cannot happen (the host never nests callbacks); fail closed if it does.
             let _ = proxy_wasm::hostcalls::send_http_response(

@@ -14,10 +14,11 @@ use jwt_authn::engine::{KeyStore, RemoteKeys};
 use jwt_authn::host_crypto::{self, HostCheck};
 use jwt_authn::jwk::{self, KeyMaterial, KeySet};
 use jwt_authn::jwks_cache::{CacheState, Freshness};
+use jwt_authn::shared_token_cache::{self as shared_cache, TokenDigest};
 use jwt_authn::verified_cache::{CachedToken, VerifiedCache};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,20 +47,61 @@ pub struct RemoteProvider {
     /// Last record read from shared data.
     pub view: CacheState,
     keys: Option<Arc<KeySet>>,
+    /// Fingerprint of `keys` (a hash of the JWKS text), the same in every VM
+    /// that parsed the same document: shared verdicts are tied to it.
+    keys_fp: u64,
     in_flight: Option<InFlight>,
     stale_logged: bool,
 }
 
+/// The proxy-wide verified-token cache (see `jwt_authn::shared_token_cache`).
+#[derive(Debug)]
+struct SharedTokens {
+    /// Shared-data key prefix, specific to this plugin configuration.
+    prefix: String,
+    buckets: usize,
+    /// Drawn by the first VM and adopted by every other one; `None` (cache
+    /// off) until known.
+    secret: Cell<Option<[u8; 16]>>,
+}
+
+/// Counts gathered on the request path and flushed to Envoy on each tick, so
+/// a cache hit costs no extra host call.
+#[derive(Debug, Default)]
+struct CacheCounts {
+    local_hit: Cell<u64>,
+    shared_hit: Cell<u64>,
+    miss: Cell<u64>,
+    verifications: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get().wrapping_add(1));
+}
+
 /// All remote providers of one plugin, indexed by `ProviderId`, and the
-/// verified-token cache of this VM.
+/// verified-token caches (this VM's, and the proxy-wide one).
 #[derive(Debug, Default)]
 pub struct Keys {
     providers: Vec<Option<RemoteProvider>>,
     verified: RefCell<VerifiedCache>,
+    shared: Option<SharedTokens>,
+    counts: CacheCounts,
+    /// The host's `verify_signature` passed the start-up probe and the config
+    /// allows it.
+    pub host_crypto: bool,
+}
+
+/// Shared-data key of the shared token cache's secret (one per proxy).
+const SECRET_KEY: &str = "jwt_authn_wasm.v1.token_cache_secret";
+
+fn read_secret() -> Option<[u8; 16]> {
+    let (v, _) = host::shared_get(SECRET_KEY);
+    v.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
 }
 
 /// FNV-1a, to give shared-data keys a stable, config-dependent name.
-fn fnv(parts: &[&str]) -> u64 {
+pub fn fnv(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.bytes().chain(std::iter::once(0)) {
@@ -101,8 +143,9 @@ fn update_state(key: &str, f: impl Fn(&CacheState) -> Option<CacheState>) -> Opt
 }
 
 impl Keys {
-    /// Sets up the remote providers of a config.
-    pub fn new(config: &Config, metrics: &mut Metrics) -> Keys {
+    /// Sets up the remote providers of a config; `config_hash` names this
+    /// configuration's share of the proxy-wide token cache.
+    pub fn new(config: &Config, metrics: &mut Metrics, config_hash: u64) -> Keys {
         let providers = config
             .providers
             .iter()
@@ -123,6 +166,7 @@ impl Keys {
                         body_key: format!("jwt_authn_wasm.v1.{h:016x}.jwks"),
                         view: CacheState::default(),
                         keys: None,
+                        keys_fp: 0,
                         in_flight: None,
                         stale_logged: false,
                     })
@@ -130,10 +174,83 @@ impl Keys {
                 KeySource::Local(_) => None,
             })
             .collect();
+        let shared = (config.shared_token_cache_size > 0).then(|| SharedTokens {
+            prefix: format!("jwt_authn_wasm.v1.{config_hash:016x}.tc."),
+            buckets: shared_cache::bucket_count(config.shared_token_cache_size),
+            secret: Cell::new(None),
+        });
         Keys {
             providers,
-            verified: RefCell::new(VerifiedCache::new(config.jwt_cache_size)),
+            verified: RefCell::new(VerifiedCache::new(
+                config.jwt_cache_size,
+                host::random_u64(),
+            )),
+            shared,
+            counts: CacheCounts::default(),
+            host_crypto: false,
         }
+    }
+
+    /// Learns the proxy's token-cache secret, drawing it if this VM is the
+    /// first. Called at configure and on every tick: when two VMs race to draw
+    /// it, the one stored last wins and the other adopts it on its next tick
+    /// (until then their shared entries simply do not match).
+    pub fn sync_shared_secret(&self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let secret = match read_secret() {
+            Some(s) => Some(s),
+            None => host::random_16().and_then(|fresh| {
+                host::shared_set(SECRET_KEY, &fresh, None).ok()?;
+                read_secret()
+            }),
+        };
+        shared.secret.set(secret);
+    }
+
+    /// Publishes the request-path counts gathered since the last tick.
+    pub fn flush_counts(&self, metrics: &Metrics) {
+        let c = &self.counts;
+        let m = metrics.cache();
+        for (cell, id) in [
+            (&c.local_hit, m.local_hit),
+            (&c.shared_hit, m.shared_hit),
+            (&c.miss, m.miss),
+            (&c.verifications, m.verifications),
+        ] {
+            let n = cell.replace(0);
+            if n > 0 {
+                metrics::add(id, n);
+            }
+        }
+        metrics::set(m.vm_memory_bytes, host::vm_memory_bytes());
+    }
+
+    /// The fingerprint of the keys a provider verifies with now (0 for keys
+    /// from the config, whose text is part of the configuration hash).
+    fn fingerprint(&self, id: ProviderId) -> u64 {
+        self.provider(id).map_or(0, |p| p.keys_fp)
+    }
+
+    /// The shared-data key and entry that stand for (token, provider, keys).
+    fn shared_entry(
+        &self,
+        token: &str,
+        id: ProviderId,
+        exp: u64,
+    ) -> Option<(String, shared_cache::Entry)> {
+        let shared = self.shared.as_ref()?;
+        let secret = shared.secret.get()?;
+        let digest = TokenDigest::of(&secret, token);
+        let key = format!("{}{}", shared.prefix, digest.bucket(shared.buckets));
+        let entry = shared_cache::Entry {
+            digest,
+            provider: u16::try_from(id).ok()?,
+            fingerprint: self.fingerprint(id),
+            exp: if exp == 0 { u64::MAX } else { exp },
+        };
+        Some((key, entry))
     }
 
     /// The provider's view, if it is remote.
@@ -227,9 +344,12 @@ impl RemoteProvider {
             if let Some(body) = body {
                 match std::str::from_utf8(&body)
                     .ok()
-                    .map(|t| jwk::parse_key_set(t, &self.cfg.jwks_options))
+                    .map(|t| (jwk::parse_key_set(t, &self.cfg.jwks_options), fnv(&[t])))
                 {
-                    Some(Ok(set)) => self.keys = Some(Arc::new(set)),
+                    Some((Ok(set), fp)) => {
+                        self.keys = Some(Arc::new(set));
+                        self.keys_fp = fp;
+                    }
                     _ => log::warn!(
                         "jwks {}: shared key set could not be read; keeping the previous one",
                         self.name
@@ -410,6 +530,7 @@ impl RemoteProvider {
                             self.view = s;
                         }
                         self.keys = Some(Arc::new(set));
+                        self.keys_fp = fnv(&[&text]);
                         self.stale_logged = false;
                         metrics::inc(metrics.provider(id).fetch_success);
                         metrics::set(metrics.provider(id).keys, u64::from(n));
@@ -500,10 +621,45 @@ impl KeyStore for KeysAt<'_> {
     }
 
     fn cached_token(&self, token: &str) -> Option<CachedToken> {
-        self.keys.verified.try_borrow().ok()?.get(token).cloned()
+        let hit = self.keys.verified.try_borrow().ok()?.get(token).cloned();
+        if hit.is_some() {
+            bump(&self.keys.counts.local_hit);
+        }
+        hit
+    }
+
+    fn signature_known_good(&self, token: &str, id: ProviderId) -> bool {
+        let Some((key, want)) = self.keys.shared_entry(token, id, 0) else {
+            bump(&self.keys.counts.miss);
+            return false;
+        };
+        let (bucket, _) = host::shared_get(&key);
+        let hit = shared_cache::lookup(bucket.as_deref(), &want, self.now / 1000);
+        bump(if hit {
+            &self.keys.counts.shared_hit
+        } else {
+            &self.keys.counts.miss
+        });
+        hit
+    }
+
+    fn signature_checked(&self, token: &str, id: ProviderId, exp: u64, ok: bool) {
+        bump(&self.keys.counts.verifications);
+        if !ok {
+            return;
+        }
+        if let Some((key, entry)) = self.keys.shared_entry(token, id, exp) {
+            // Read-modify-write without CAS: a lost race only drops an entry.
+            let (bucket, _) = host::shared_get(&key);
+            let value = shared_cache::insert(bucket.as_deref(), entry, self.now / 1000);
+            let _ = host::shared_set(&key, &value, None);
+        }
     }
 
     fn host_verify(&self, alg: Alg, key: &KeyMaterial, input: &[u8], sig: &[u8]) -> Option<bool> {
+        if !self.keys.host_crypto {
+            return None;
+        }
         match host_crypto::prepare(alg, key, input, sig) {
             HostCheck::Request(args) => host::foreign_call(host_crypto::FUNCTION, &args)
                 .and_then(|answer| host_crypto::read_result(&answer)),

@@ -4,8 +4,10 @@
 //! `...requests.denied.<reason>`, and per remote provider
 //! `...jwks.<provider>.{fetch_success,fetch_failed,unknown_kid_refetch}`
 //! (counters) and `...jwks.<provider>.{keys,skipped_keys,stale_keys_in_use}`
-//! (gauges). Every VM defines the same names, so Envoy sums the counters
-//! across workers.
+//! (gauges); `...token_cache.{local_hit,shared_hit,miss}` and
+//! `...signature_verifications` (counters, published every 100 ms tick) and
+//! `...wasm_memory_bytes` (gauge: one VM's linear memory). Every VM defines
+//! the same names, so Envoy sums the counters across workers.
 
 use jwt_authn::reason::Reason;
 use proxy_wasm::hostcalls;
@@ -18,6 +20,17 @@ pub struct Metrics {
     prefix: String,
     by_reason: HashMap<Reason, u32>,
     providers: HashMap<usize, ProviderMetrics>,
+    cache: CacheMetrics,
+}
+
+/// Metric ids of the verified-token caches and the VM.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CacheMetrics {
+    pub local_hit: Option<u32>,
+    pub shared_hit: Option<u32>,
+    pub miss: Option<u32>,
+    pub verifications: Option<u32>,
+    pub vm_memory_bytes: Option<u32>,
 }
 
 /// Metric ids of one remote provider.
@@ -66,10 +79,27 @@ impl Metrics {
                 by_reason.insert(r, id);
             }
         }
+        let cache = CacheMetrics {
+            local_hit: define(
+                MetricType::Counter,
+                &format!("{prefix}.token_cache.local_hit"),
+            ),
+            shared_hit: define(
+                MetricType::Counter,
+                &format!("{prefix}.token_cache.shared_hit"),
+            ),
+            miss: define(MetricType::Counter, &format!("{prefix}.token_cache.miss")),
+            verifications: define(
+                MetricType::Counter,
+                &format!("{prefix}.signature_verifications"),
+            ),
+            vm_memory_bytes: define(MetricType::Gauge, &format!("{prefix}.wasm_memory_bytes")),
+        };
         Metrics {
             prefix,
             by_reason,
             providers: HashMap::new(),
+            cache,
         }
     }
 
@@ -97,6 +127,11 @@ impl Metrics {
         }
     }
 
+    /// The token caches' ids.
+    pub fn cache(&self) -> CacheMetrics {
+        self.cache
+    }
+
     /// A provider's ids.
     pub fn provider(&self, id: usize) -> ProviderMetrics {
         self.providers.get(&id).copied().unwrap_or_default()
@@ -107,6 +142,13 @@ impl Metrics {
 pub fn inc(id: Option<u32>) {
     if let Some(id) = id {
         let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+/// Adds `n` to a counter.
+pub fn add(id: Option<u32>, n: u64) {
+    if let Some(id) = id {
+        let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 

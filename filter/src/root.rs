@@ -5,9 +5,10 @@ use crate::host;
 use crate::http::Http;
 use crate::keys::{self, Keys};
 use crate::metrics::Metrics;
-use jwt_authn::config::{Config, ProviderId};
+use jwt_authn::config::{Config, ProviderId, SignatureBackendChoice};
 use jwt_authn::decision::{Decision, FetchCause};
 use jwt_authn::engine::{self, EvalContext};
+use jwt_authn::host_crypto;
 use jwt_authn::request::Request;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -183,27 +184,40 @@ impl RootContext for Root {
         match Config::parse(&bytes) {
             Ok(config) => {
                 let mut metrics = Metrics::new(&config.stat_prefix);
-                let keys = Keys::new(&config, &mut metrics);
+                let config_hash = keys::fnv(&[&String::from_utf8_lossy(&bytes)]);
+                let mut keys = Keys::new(&config, &mut metrics, config_hash);
+                keys.host_crypto = config.signature_backend == SignatureBackendChoice::Auto
+                    && host_crypto::probe(|args| {
+                        host::foreign_call(host_crypto::FUNCTION, args)
+                            .and_then(|answer| host_crypto::read_result(&answer))
+                    });
+                keys.sync_shared_secret();
                 let remote = config
                     .providers
                     .iter()
                     .filter(|p| matches!(p.keys, jwt_authn::config::KeySource::Remote(_)))
                     .count();
                 log::info!(
-                    "jwt_authn_wasm: configuration loaded: {} providers ({} remote), {} rules",
+                    "jwt_authn_wasm: configuration loaded: {} providers ({} remote), {} rules; signatures: {}",
                     config.providers.len(),
                     remote,
-                    config.rules.len()
+                    config.rules.len(),
+                    if keys.host_crypto {
+                        "host verify_signature for RS*/ES*, built-in for the rest"
+                    } else if config.signature_backend == SignatureBackendChoice::Portable {
+                        "built-in (signature_backend: portable)"
+                    } else {
+                        "built-in (the host's verify_signature is missing or failed the probe)"
+                    }
                 );
                 if let Ok(mut s) = self.shared.try_borrow_mut() {
                     s.config = Some(Arc::new(config));
                     s.metrics = metrics;
                     s.keys = keys;
                 }
-                // Fetching starts on the first tick (no callouts from VM start).
-                if remote > 0 {
-                    let _ = hostcalls::set_tick_period(TICK);
-                }
+                // Fetching starts on the first tick (no callouts from VM start);
+                // ticks also publish the cache counters, so they always run.
+                let _ = hostcalls::set_tick_period(TICK);
                 true
             }
             Err(e) => {
@@ -219,6 +233,8 @@ impl RootContext for Root {
             let me = s.me;
             let Shared { keys, metrics, .. } = &mut *s;
             keys.tick(now, me, metrics);
+            keys.sync_shared_secret();
+            keys.flush_counts(metrics);
             s.wake(now);
         }
         let _ = hostcalls::set_effective_context(self.id);

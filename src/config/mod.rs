@@ -54,6 +54,23 @@ impl std::error::Error for ConfigError {}
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 /// Default token size limit (extension `extensions.max_token_bytes`).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Default entries of the shared verified-token cache (about 3 MiB of shared data).
+pub const DEFAULT_SHARED_TOKEN_CACHE_SIZE: usize = 65_536;
+/// Upper bound of `extensions.shared_token_cache_size`.
+pub const MAX_SHARED_TOKEN_CACHE_SIZE: u32 = 1 << 20;
+
+/// Which signature verifier the filter uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureBackendChoice {
+    /// The host's `verify_signature` (BoringSSL) where it is present and
+    /// passes the start-up probe, the built-in verifier for everything else.
+    #[default]
+    Auto,
+    /// Always the built-in (pure-Rust) verifier: hosts without the foreign
+    /// function behave like this, and the benchmark forces it to measure them.
+    Portable,
+}
+
 /// jwt_authn's default clock skew; also used when the field is 0, as jwt_authn does.
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 /// jwt_authn's default `remote_jwks.cache_duration`.
@@ -93,6 +110,11 @@ pub struct Config {
     pub strip_header_prefixes: Vec<String>,
     /// `stat_prefix`, kept for metrics names.
     pub stat_prefix: String,
+    /// Where signatures are checked (extension `extensions.signature_backend`).
+    pub signature_backend: SignatureBackendChoice,
+    /// Entries of the proxy-wide verified-token cache in shared data (extension
+    /// `extensions.shared_token_cache_size`; 0 disables it).
+    pub shared_token_cache_size: usize,
     /// Verified-token cache capacity: the sum of the providers'
     /// `jwt_cache_config.jwt_cache_size` (each defaults to 100, as jwt_authn).
     pub jwt_cache_size: usize,
@@ -486,10 +508,35 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         strip_header_prefixes.push(h.to_ascii_lowercase());
     }
+    let signature_backend = match ext.signature_backend.as_deref() {
+        None | Some("auto") => SignatureBackendChoice::Auto,
+        Some("portable") => SignatureBackendChoice::Portable,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "extensions.signature_backend",
+                format!(
+                    "must be \"auto\" or \"portable\" (got {:?})",
+                    truncate(other)
+                ),
+            ))
+        }
+    };
+    let shared_token_cache_size = match ext.shared_token_cache_size {
+        None => DEFAULT_SHARED_TOKEN_CACHE_SIZE,
+        Some(n) if n <= MAX_SHARED_TOKEN_CACHE_SIZE => n as usize,
+        Some(n) => {
+            return Err(ConfigError::new(
+                "extensions.shared_token_cache_size",
+                format!("must be at most {MAX_SHARED_TOKEN_CACHE_SIZE} (got {n})"),
+            ))
+        }
+    };
     Ok(Config {
         providers,
         rules,
         bypass_cors_preflight: raw.bypass_cors_preflight,
+        signature_backend,
+        shared_token_cache_size,
         max_token_bytes,
         strip_headers,
         strip_header_prefixes,

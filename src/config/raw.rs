@@ -39,6 +39,8 @@ pub(crate) struct RawGlobalExtensions {
     pub strip_headers: Vec<String>,
     #[serde(default)]
     pub strip_header_prefixes: Vec<String>,
+    pub signature_backend: Option<String>,
+    pub shared_token_cache_size: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]

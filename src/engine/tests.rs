@@ -72,7 +72,10 @@ fn good_token_is_allowed_and_removed() {
         json!({"provider_name": "idp"}),
     );
     let t = token("");
-    let d = eval(&c, &[("authorization", &bearer(&t))]);
+    let d = eval(
+        &c,
+        &[("authorization", &bearer(&t)), ("x-user-id", "mallory")],
+    );
     let ch = allowed(&d);
     assert!(ch.remove.contains(&"authorization".to_string()));
     assert!(
@@ -80,6 +83,9 @@ fn good_token_is_allowed_and_removed() {
         "spoofed copies go first"
     );
     assert_eq!(ch.set, vec![("x-user-id".to_string(), "alice".to_string())]);
+    // Nothing to strip when the client sent no copy: no removal (a host call each).
+    let d = eval(&c, &[("authorization", &bearer(&t))]);
+    assert_eq!(allowed(&d).remove, vec!["authorization".to_string()]);
 }
 
 #[test]
@@ -594,6 +600,83 @@ impl KeyStore for CacheSpy {
             .borrow_mut()
             .push((token.to_string(), entry));
     }
+}
+
+/// A key store whose proxy-wide cache vouches for every token (or none), and
+/// which records the signature checks it is told about.
+#[derive(Default)]
+struct SharedSpy {
+    vouch: bool,
+    checked: std::cell::RefCell<Vec<(u64, bool)>>,
+}
+
+impl KeyStore for SharedSpy {
+    fn remote_keys(&self, _: ProviderId) -> RemoteKeys {
+        RemoteKeys::Failed
+    }
+    fn may_refetch_unknown_kid(&self, _: ProviderId) -> bool {
+        false
+    }
+    fn signature_known_good(&self, _token: &str, _provider: ProviderId) -> bool {
+        self.vouch
+    }
+    fn signature_checked(&self, _token: &str, _provider: ProviderId, exp: u64, ok: bool) {
+        self.checked.borrow_mut().push((exp, ok));
+    }
+}
+
+#[test]
+fn shared_verdicts_skip_only_the_signature() {
+    let c = one_rule(provider(json!({})), json!({"provider_name": "idp"}));
+    let good = token("");
+    let mut bad = token("");
+    bad.pop();
+    bad.push(if good.ends_with('A') { 'B' } else { 'A' });
+    let run = |store: &SharedSpy, t: &str| {
+        evaluate(
+            &c,
+            &request("GET", "/api", &[("authorization", &bearer(t))]),
+            store,
+            &EvalContext {
+                now: NOW,
+                ..Default::default()
+            },
+        )
+    };
+    // No shared verdict: real checks, each reported with its outcome and exp.
+    let plain = SharedSpy::default();
+    allowed(&run(&plain, &good));
+    assert_eq!(denial(&run(&plain, &bad)).reason, Reason::BadSignature);
+    let checked = plain.checked.borrow().clone();
+    assert_eq!(checked.len(), 2);
+    assert!(checked[0].1 && !checked[1].1);
+    assert!(checked[0].0 > NOW, "exp is passed on");
+    // A shared verdict stands for the signature (the shell only vouches for
+    // tokens that verified against the same keys), nothing else.
+    let vouching = SharedSpy {
+        vouch: true,
+        ..Default::default()
+    };
+    allowed(&run(&vouching, &bad));
+    assert!(
+        vouching.checked.borrow().is_empty(),
+        "no crypto on a shared hit"
+    );
+    let expired = crate::testutil::hs256(
+        crate::testutil::SECRET,
+        r#"{"alg":"HS256","kid":"k1"}"#,
+        &format!(
+            r#"{{"iss":"https://idp","sub":"alice","exp":{}}}"#,
+            NOW - 1000
+        ),
+    );
+    assert_eq!(denial(&run(&vouching, &expired)).reason, Reason::Expired);
+    let wrong_iss = crate::testutil::hs256(
+        crate::testutil::SECRET,
+        r#"{"alg":"HS256","kid":"k1"}"#,
+        r#"{"iss":"https://elsewhere","sub":"alice","exp":2000000000}"#,
+    );
+    assert_eq!(denial(&run(&vouching, &wrong_iss)).reason, Reason::Issuer);
 }
 
 #[test]
