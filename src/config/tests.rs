@@ -196,6 +196,31 @@ fn extensions_are_validated_too() {
 }
 
 #[test]
+fn signature_backend_and_shared_cache_extensions() {
+    let c = parse(json!({})).unwrap();
+    assert_eq!(c.signature_backend, SignatureBackendChoice::Auto);
+    assert_eq!(c.shared_token_cache_size, DEFAULT_SHARED_TOKEN_CACHE_SIZE);
+    let c = parse(
+        json!({"extensions": {"signature_backend": "portable", "shared_token_cache_size": 0}}),
+    )
+    .unwrap();
+    assert_eq!(c.signature_backend, SignatureBackendChoice::Portable);
+    assert_eq!(c.shared_token_cache_size, 0);
+    let e = err(json!({"extensions": {"signature_backend": "boringssl"}}));
+    assert!(
+        e.starts_with("extensions.signature_backend: must be \"auto\" or \"portable\""),
+        "{e}"
+    );
+    let e = err(json!({"extensions": {"shared_token_cache_size": 2_000_000}}));
+    assert!(
+        e.starts_with("extensions.shared_token_cache_size: must be at most"),
+        "{e}"
+    );
+    let e = err(json!({"extensions": {"shared_token_cache_size": -1}}));
+    assert!(e.starts_with("extensions.shared_token_cache_size"), "{e}");
+}
+
+#[test]
 fn oidc_discovery_extension() {
     let c = parse(json!({"providers": {"idp": {"issuer": "https://idp.example.com/", "extensions": {"oidc_discovery": {"cluster": "idp"}}}}})).unwrap();
     let KeySource::Remote(r) = &c.providers[0].keys else {
