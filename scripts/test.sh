@@ -3,7 +3,7 @@
 # runs the named steps in order, times each, keeps going after a failed check
 # so one run reports every problem, and ends with a summary table.
 #
-#   scripts/test.sh all              setup fmt clippy clippy-wasm unit fuzz build cli idp e2e
+#   scripts/test.sh all              setup fmt clippy clippy-wasm unit fuzz build cli idp e2e bench-smoke
 #   scripts/test.sh lint             fmt clippy clippy-wasm
 #   scripts/test.sh STEP [STEP...]   any of the steps above
 #
@@ -43,11 +43,14 @@ step_e2e() {
     # shellcheck disable=SC2086 # PYTEST_ARGS is a word list on purpose
     DIST_DIR="$DIST_DIR" "$VENV/bin/python" -m pytest "$ROOT/tests/e2e" ${PYTEST_ARGS:-}
 }
+# The benchmark in smoke mode: every target and scenario once for 1 s (~1 min);
+# checks that it works (verdicts, throughput, outputs), not how fast.
+step_bench_smoke() { DIST_DIR="$DIST_DIR" "$ROOT/scripts/bench.sh" --smoke; }
 
 # Steps whose failure makes the rest meaningless.
 FATAL_STEPS=" setup "
 # Steps that need earlier steps of the same run to have passed.
-declare -A DEPENDS=([e2e]="build cli idp")
+declare -A DEPENDS=([e2e]="build cli idp" [bench-smoke]="build")
 
 declare -a NAMES=() RESULTS=() TIMES=()
 declare -A PASSED=()
@@ -106,7 +109,7 @@ summary() {
 REQUESTED=()
 for a in "$@"; do
     case "$a" in
-    all) REQUESTED+=(setup fmt clippy clippy-wasm unit fuzz build cli idp e2e) ;;
+    all) REQUESTED+=(setup fmt clippy clippy-wasm unit fuzz build cli idp e2e bench-smoke) ;;
     lint) REQUESTED+=(fmt clippy clippy-wasm) ;;
     *) REQUESTED+=("$a") ;;
     esac
