@@ -201,7 +201,8 @@ fn finish(
         remove: strip,
         ..Default::default()
     };
-    let mut path = req.path().to_string();
+    // Only rewritten (and so only copied) when a token leaves the query string.
+    let mut path: Option<String> = None;
     for s in &successes {
         let Some(p) = config.providers.get(s.provider) else {
             continue;
@@ -226,8 +227,10 @@ fn finish(
                     changes.set.retain(|(k, _)| k != name);
                 }
                 TokenLocation::Param(name) => {
-                    path = extract::path_without_param(&path, name);
-                    changes.path = Some(path.clone());
+                    let current = path.as_deref().unwrap_or(req.path());
+                    let next = extract::path_without_param(current, name);
+                    changes.path = Some(next.clone());
+                    path = Some(next);
                 }
                 // As jwt_authn: a cookie is not removed (other cookies share the header).
                 TokenLocation::Cookie(_) => {}
@@ -299,9 +302,9 @@ fn stripped_headers(config: &Config, req: &Request) -> Vec<String> {
                 .strip_header_prefixes
                 .iter()
                 .any(|p| name.starts_with(p.as_str()))
-                && !out.contains(name)
+                && !out.iter().any(|o| o == name)
             {
-                out.push(name.clone());
+                out.push(name.to_string());
             }
         }
     }
@@ -384,7 +387,10 @@ impl Flow<'_> {
         match r {
             Requirement::AllowAll => Outcome::Pass(Vec::new()),
             Requirement::Provider { id, audiences } => {
-                let tokens = extract::extract(self.req, &self.providers(&[*id]));
+                let tokens = match self.config.extraction_plans.get(*id) {
+                    Some(plan) => extract::extract_with(self.req, plan),
+                    None => extract::extract(self.req, &self.providers(&[*id])),
+                };
                 if tokens.is_empty() {
                     return Outcome::Fail(Failure {
                         reason: Reason::Missing,

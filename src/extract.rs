@@ -27,50 +27,73 @@ fn is_jwt_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
 }
 
-/// Location key → providers, ordered as jwt_authn iterates them.
-struct Locations {
-    headers: BTreeMap<(String, String), Vec<ProviderId>>,
-    params: BTreeMap<String, Vec<ProviderId>>,
-    cookies: BTreeMap<String, Vec<ProviderId>>,
+/// Where a set of providers looks for tokens, in jwt_authn's order (header
+/// locations sorted by name + prefix, then query parameters, then cookies).
+/// Built once per provider at configuration time, so extraction on the
+/// request path only reads headers.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// (header name, value prefix, providers).
+    headers: Vec<(String, String, Vec<ProviderId>)>,
+    params: Vec<(String, Vec<ProviderId>)>,
+    cookies: Vec<(String, Vec<ProviderId>)>,
 }
 
-fn collect(providers: &[(ProviderId, &Provider)]) -> Locations {
-    let mut l = Locations {
-        headers: BTreeMap::new(),
-        params: BTreeMap::new(),
-        cookies: BTreeMap::new(),
-    };
+/// The plan for these providers' locations.
+pub fn plan(providers: &[(ProviderId, &Provider)]) -> Plan {
+    let mut headers: BTreeMap<(String, String), Vec<ProviderId>> = BTreeMap::new();
+    let mut params: BTreeMap<String, Vec<ProviderId>> = BTreeMap::new();
+    let mut cookies: BTreeMap<String, Vec<ProviderId>> = BTreeMap::new();
     for (id, p) in providers {
         for loc in &p.locations {
             let slot = match loc {
                 TokenLocation::Header { name, value_prefix } => {
                     // jwt_authn keys header locations by name + prefix concatenated.
-                    l.headers
+                    headers
                         .entry((format!("{name}{value_prefix}"), name.clone()))
                         .or_default()
                 }
-                TokenLocation::Param(n) => l.params.entry(n.clone()).or_default(),
-                TokenLocation::Cookie(n) => l.cookies.entry(n.clone()).or_default(),
+                TokenLocation::Param(n) => params.entry(n.clone()).or_default(),
+                TokenLocation::Cookie(n) => cookies.entry(n.clone()).or_default(),
             };
             if !slot.contains(id) {
                 slot.push(*id);
             }
         }
     }
-    l
+    Plan {
+        headers: headers
+            .into_iter()
+            .map(|((key, name), ids)| {
+                let prefix = key.get(name.len()..).unwrap_or("").to_string();
+                (name, prefix, ids)
+            })
+            .collect(),
+        params: params.into_iter().collect(),
+        cookies: cookies.into_iter().collect(),
+    }
 }
 
 /// Extracts every token the given providers' locations find, in jwt_authn's order.
 pub fn extract(req: &Request, providers: &[(ProviderId, &Provider)]) -> Vec<Extracted> {
-    let l = collect(providers);
+    extract_with(req, &plan(providers))
+}
+
+/// Extracts every token a prepared plan finds.
+pub fn extract_with(req: &Request, plan: &Plan) -> Vec<Extracted> {
     let mut out = Vec::new();
-    for ((key, name), ids) in &l.headers {
-        let prefix = &key[name.len()..];
+    for (name, prefix, ids) in &plan.headers {
         for value in req.header_all(name) {
             let token = if prefix.is_empty() {
                 value.to_string()
             } else {
-                let Some(pos) = value.find(prefix) else {
+                // The prefix almost always starts the value: skip the substring search.
+                let found = if value.starts_with(prefix.as_str()) {
+                    Some(0)
+                } else {
+                    value.find(prefix.as_str())
+                };
+                let Some(pos) = found else {
                     continue;
                 };
                 let after = &value[pos + prefix.len()..];
@@ -84,13 +107,13 @@ pub fn extract(req: &Request, providers: &[(ProviderId, &Provider)]) -> Vec<Extr
                 token,
                 location: TokenLocation::Header {
                     name: name.clone(),
-                    value_prefix: prefix.to_string(),
+                    value_prefix: prefix.clone(),
                 },
                 providers: ids.clone(),
             });
         }
     }
-    for (name, ids) in &l.params {
+    for (name, ids) in &plan.params {
         if let Some(v) = req.query_param(name) {
             out.push(Extracted {
                 token: v,
@@ -99,7 +122,7 @@ pub fn extract(req: &Request, providers: &[(ProviderId, &Provider)]) -> Vec<Extr
             });
         }
     }
-    for (name, ids) in &l.cookies {
+    for (name, ids) in &plan.cookies {
         if let Some(v) = req.cookie(name) {
             out.push(Extracted {
                 token: v,

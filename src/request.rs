@@ -6,90 +6,133 @@
 /// Request headers as the core sees them. Names are lowercase (HTTP/2 style,
 /// as Envoy presents them); pseudo-headers `:method`, `:path`, `:authority`,
 /// `:scheme` are included.
+///
+/// Stored as one text buffer plus spans. Built from the host's map it reuses
+/// the host's buffer: one UTF-8 check, no copy per header (this runs on
+/// every request).
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    headers: Vec<(String, String)>,
+    text: String,
+    /// (name start, name end, value start, value end) in `text`.
+    spans: Vec<(u32, u32, u32, u32)>,
+}
+
+/// A host-map offset as a span offset (host sizes are u32, so it fits).
+fn off(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl Request {
     /// Builds a view; names are lowercased so lookups never depend on the client's casing.
     pub fn new(headers: Vec<(String, String)>) -> Self {
-        let headers = headers
-            .into_iter()
-            .map(|(k, v)| {
-                // Envoy's names are lowercase already: no copy in the common case.
-                if k.bytes().any(|b| b.is_ascii_uppercase()) {
-                    (k.to_ascii_lowercase(), v)
-                } else {
-                    (k, v)
-                }
-            })
-            .collect();
-        Request { headers }
+        let mut r = Request {
+            text: String::with_capacity(headers.iter().map(|(k, v)| k.len() + v.len()).sum()),
+            spans: Vec::with_capacity(headers.len()),
+        };
+        for (k, v) in &headers {
+            r.push(k, v);
+        }
+        r
     }
 
-    /// Builds a view straight from a proxy-wasm serialized header map (the
-    /// bytes `proxy_get_header_map_pairs` returns): `u32` count, then per pair
-    /// `u32` name and value sizes, then each name and value followed by a NUL
-    /// (all little-endian). Bytes that are not UTF-8 become U+FFFD. `None`
-    /// when the buffer is not such a map.
-    pub fn from_host_pairs(buf: &[u8]) -> Option<Request> {
-        let u32_at = |at: usize| -> Option<usize> {
+    fn push(&mut self, name: &str, value: &str) {
+        let a = self.text.len();
+        self.text.push_str(name);
+        self.text[a..].make_ascii_lowercase();
+        let b = self.text.len();
+        self.text.push_str(value);
+        self.spans
+            .push((off(a), off(b), off(b), off(self.text.len())));
+    }
+
+    /// Builds a view from a proxy-wasm serialized header map (what
+    /// `proxy_get_header_map_pairs` returns): `u32` count, then per pair `u32`
+    /// name and value sizes, then each name and value followed by a NUL (all
+    /// little-endian). Bytes that are not UTF-8 become U+FFFD. `None` when the
+    /// buffer is not such a map.
+    pub fn from_host_pairs(mut buf: Vec<u8>) -> Option<Request> {
+        let u32_at = |buf: &[u8], at: usize| -> Option<usize> {
             let b: [u8; 4] = buf.get(at..at.checked_add(4)?)?.try_into().ok()?;
             usize::try_from(u32::from_le_bytes(b)).ok()
         };
-        let count = u32_at(0)?;
+        let count = u32_at(&buf, 0)?;
         // Each pair takes at least 8 size bytes and 2 NULs: reject absurd counts
         // before allocating for them.
         if count > buf.len() / 10 {
             return None;
         }
-        let mut sizes = 4usize;
-        let mut data = 4usize.checked_add(count.checked_mul(8)?)?;
-        let text = |b: &[u8]| match std::str::from_utf8(b) {
-            Ok(s) => s.to_string(),
-            Err(_) => String::from_utf8_lossy(b).into_owned(),
-        };
-        let mut headers = Vec::with_capacity(count);
-        for _ in 0..count {
-            let (klen, vlen) = (u32_at(sizes)?, u32_at(sizes + 4)?);
-            sizes += 8;
-            let k = buf.get(data..data.checked_add(klen)?)?;
-            data = data.checked_add(klen)?;
-            if buf.get(data) != Some(&0) {
+        let data_start = 4usize.checked_add(count.checked_mul(8)?)?;
+        let mut spans = Vec::with_capacity(count);
+        let mut data = data_start;
+        for i in 0..count {
+            let klen = u32_at(&buf, 4 + i * 8)?;
+            let vlen = u32_at(&buf, 8 + i * 8)?;
+            let name = data..data.checked_add(klen)?;
+            let value = name.end.checked_add(1)?..name.end.checked_add(1)?.checked_add(vlen)?;
+            // Each name and value must be followed by its NUL.
+            if buf.get(name.end) != Some(&0) || buf.get(value.end) != Some(&0) {
                 return None;
             }
-            data += 1;
-            let v = buf.get(data..data.checked_add(vlen)?)?;
-            data = data.checked_add(vlen)?;
-            if buf.get(data) != Some(&0) {
-                return None;
-            }
-            data += 1;
-            headers.push((text(k), text(v)));
+            buf.get_mut(name.clone())?.make_ascii_lowercase();
+            data = value.end + 1;
+            spans.push((name, value));
         }
-        Some(Request::new(headers))
+        // Names and values, with their NUL separators, are one UTF-8 check.
+        buf.drain(..data_start);
+        let rel = |r: &std::ops::Range<usize>| (off(r.start - data_start), off(r.end - data_start));
+        match String::from_utf8(buf) {
+            Ok(text) => Some(Request {
+                text,
+                spans: spans
+                    .iter()
+                    .map(|(n, v)| {
+                        let ((a, b), (c, d)) = (rel(n), rel(v));
+                        (a, b, c, d)
+                    })
+                    .collect(),
+            }),
+            Err(e) => {
+                // Rare: some value is not UTF-8. Convert pair by pair.
+                let bytes = e.into_bytes();
+                let mut r = Request::default();
+                for (n, v) in &spans {
+                    let text = |range: &std::ops::Range<usize>| {
+                        let slice = bytes
+                            .get(range.start - data_start..range.end - data_start)
+                            .unwrap_or_default();
+                        String::from_utf8_lossy(slice).into_owned()
+                    };
+                    r.push(&text(n), &text(v));
+                }
+                Some(r)
+            }
+        }
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&(a, b, c, d)| {
+            (
+                self.text.get(a as usize..b as usize).unwrap_or(""),
+                self.text.get(c as usize..d as usize).unwrap_or(""),
+            )
+        })
     }
 
     /// First value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// Every value of a header, in order.
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs()
+            .filter(move |(k, _)| *k == name)
+            .map(|(_, v)| v)
     }
 
-    /// All headers.
-    pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
+    /// All headers, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.pairs()
     }
 
     /// `:method`.
@@ -236,17 +279,25 @@ mod tests {
             (b"x-bin", b"\xff\xfeok"),
             (b"empty", b""),
         ]);
-        let r = Request::from_host_pairs(&buf).unwrap();
+        let r = Request::from_host_pairs(buf).unwrap();
         assert_eq!(r.path(), "/a?b");
         assert_eq!(r.header("authorization"), Some("Bearer x"));
         assert_eq!(r.header("x-bin"), Some("\u{fffd}\u{fffd}ok"));
         assert_eq!(r.header("empty"), Some(""));
-        assert_eq!(r.headers().len(), 4);
+        assert_eq!(r.headers().count(), 4);
+        // All UTF-8 (the usual case, no copy): names still come out lowercase.
+        let r = Request::from_host_pairs(host_map(&[(b"X-Up", b"v\xc3\xa9"), (b":path", b"/")]))
+            .unwrap();
+        assert_eq!(r.header("x-up"), Some("v\u{e9}"));
         assert_eq!(
-            Request::from_host_pairs(&host_map(&[]))
+            r.headers().collect::<Vec<_>>(),
+            vec![("x-up", "v\u{e9}"), (":path", "/")]
+        );
+        assert_eq!(
+            Request::from_host_pairs(host_map(&[]))
                 .unwrap()
                 .headers()
-                .len(),
+                .count(),
             0
         );
     }
@@ -257,7 +308,7 @@ mod tests {
         // Every truncation, and each NUL replaced.
         for cut in 0..good.len() {
             assert!(
-                Request::from_host_pairs(&good[..cut]).is_none(),
+                Request::from_host_pairs(good[..cut].to_vec()).is_none(),
                 "cut {cut}"
             );
         }
@@ -265,16 +316,16 @@ mod tests {
             if *b == 0 && i >= 20 {
                 let mut bad = good.clone();
                 bad[i] = b'x';
-                assert!(Request::from_host_pairs(&bad).is_none(), "nul {i}");
+                assert!(Request::from_host_pairs(bad).is_none(), "nul {i}");
             }
         }
         // Sizes that overflow or point past the end; a huge count.
         let mut huge = good.clone();
         huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Request::from_host_pairs(&huge).is_none());
+        assert!(Request::from_host_pairs(huge).is_none());
         let mut many = good;
         many[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Request::from_host_pairs(&many).is_none());
+        assert!(Request::from_host_pairs(many).is_none());
     }
 
     #[test]

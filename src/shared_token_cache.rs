@@ -15,8 +15,11 @@
 //!   is not stored (bounded bytes, no token material in shared memory), and
 //!   without the secret nobody can aim a forged token at a cached digest.
 //! - **Bounded**: a fixed number of buckets of [`WAYS`] entries each, one
-//!   shared-data value per bucket; a full bucket drops its oldest entry.
-//!   Shared data is never freed by Envoy, so the bound is what it will ever use.
+//!   shared-data value per bucket; a full bucket replaces the entry the new
+//!   digest points at (not the oldest: with FIFO, tokens that keep coming
+//!   back to an over-full bucket would evict each other in a cycle and all
+//!   miss). Shared data is never freed by Envoy, so the bound is what it will
+//!   ever use.
 //! - **Never outlives the token**: an entry carries the token's `exp` and is
 //!   ignored (and dropped on the next write to its bucket) once that passes.
 //! - **Dropped with the keys**: an entry carries its key set's fingerprint;
@@ -25,8 +28,9 @@
 use siphasher::sip128::{Hasher128, SipHasher24};
 use std::hash::Hasher;
 
-/// Entries per bucket.
-pub const WAYS: usize = 4;
+/// Entries per bucket: with 8, a bucket overflows for ~0.3% of tokens when
+/// the cache is a third full (4 gave 3%, measured as 1.10 checks per token).
+pub const WAYS: usize = 8;
 /// Bytes of one encoded entry: digest 16, provider 2, fingerprint 8, exp 8.
 const ENTRY_BYTES: usize = 34;
 /// Format version, first byte of every bucket value.
@@ -118,18 +122,25 @@ pub fn decode_bucket(value: Option<&[u8]>) -> Vec<Entry> {
 }
 
 /// Does the bucket vouch for this token, provider and key set at `now`?
+/// (Runs on every local cache miss: no allocation.)
 pub fn lookup(value: Option<&[u8]>, want: &Entry, now: u64) -> bool {
-    decode_bucket(value).iter().any(|e| {
-        e.digest == want.digest
-            && e.provider == want.provider
-            && e.fingerprint == want.fingerprint
-            && e.live(now)
-    })
+    let Some((&VERSION, rest)) = value.and_then(<[u8]>::split_first) else {
+        return false;
+    };
+    rest.len() % ENTRY_BYTES == 0
+        && rest
+            .chunks_exact(ENTRY_BYTES)
+            .take(WAYS)
+            .filter(|c| c.get(..16) == Some(&want.digest.0[..]))
+            .filter_map(Entry::decode)
+            .any(|e| {
+                e.provider == want.provider && e.fingerprint == want.fingerprint && e.live(now)
+            })
 }
 
 /// The bucket value after adding `new`: expired entries, entries of other key
-/// sets of the same provider and an older copy of the same token go first,
-/// then the oldest entries beyond [`WAYS`].
+/// sets of the same provider and an older copy of the same token go first;
+/// if the bucket is still full, `new` takes the slot its digest points at.
 pub fn insert(value: Option<&[u8]>, new: Entry, now: u64) -> Vec<u8> {
     let mut entries: Vec<Entry> = decode_bucket(value)
         .into_iter()
@@ -139,11 +150,17 @@ pub fn insert(value: Option<&[u8]>, new: Entry, now: u64) -> Vec<u8> {
                 && !(e.provider == new.provider && e.fingerprint != new.fingerprint)
         })
         .collect();
-    entries.push(new);
-    let skip = entries.len().saturating_sub(WAYS);
+    if entries.len() < WAYS {
+        entries.push(new);
+    } else {
+        let slot = usize::from(new.digest.0[15]) % WAYS;
+        if let Some(e) = entries.get_mut(slot) {
+            *e = new;
+        }
+    }
     let mut out = Vec::with_capacity(1 + WAYS * ENTRY_BYTES);
     out.push(VERSION);
-    for e in entries.iter().skip(skip) {
+    for e in &entries {
         e.encode(&mut out);
     }
     out
@@ -191,15 +208,19 @@ mod tests {
     }
 
     #[test]
-    fn bounded_oldest_dropped_and_key_change_drops_older_entries() {
+    fn bounded_newest_kept_and_key_change_drops_older_entries() {
         let mut v: Option<Vec<u8>> = None;
-        for i in 0..10 {
+        for i in 0..WAYS + 3 {
             v = Some(insert(v.as_deref(), entry(&format!("t{i}"), 9, 1000), 10));
+            let now_in = lookup(v.as_deref(), &entry(&format!("t{i}"), 9, 1000), 10);
+            assert!(now_in, "the entry just written is there");
         }
         let v = v.unwrap();
         assert_eq!(v.len(), 1 + WAYS * ENTRY_BYTES);
-        assert!(lookup(Some(&v), &entry("t9", 9, 1000), 10));
-        assert!(!lookup(Some(&v), &entry("t0", 9, 1000), 10));
+        let kept = (0..WAYS + 3)
+            .filter(|i| lookup(Some(&v), &entry(&format!("t{i}"), 9, 1000), 10))
+            .count();
+        assert_eq!(kept, WAYS, "full, and no more");
         // New keys for provider 1: every entry verified with the old ones goes.
         let v2 = insert(Some(&v), entry("n", 10, 1000), 10);
         assert_eq!(decode_bucket(Some(&v2)).len(), 1);

@@ -96,13 +96,63 @@ impl BuildHasher for TokenHashBuilder {
     }
 }
 
-/// FIFO-evicted map of verified tokens.
+/// Hashes a `u64` that is already a good hash (the token hash) as itself.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type PassThroughBuilder = std::hash::BuildHasherDefault<PassThrough>;
+
+/// Byte equality eight bytes at a time (wasm's `memcmp` goes byte by byte,
+/// and this compares a whole token on every cache hit).
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        if u64::from_ne_bytes(wx) != u64::from_ne_bytes(wy) {
+            return false;
+        }
+    }
+    ca.remainder() == cb.remainder()
+}
+
+/// One cached token: its full text (compared on every hit) and what it left.
+#[derive(Debug)]
+struct Slot {
+    token: Box<str>,
+    entry: CachedToken,
+}
+
+/// FIFO-evicted map of verified tokens, keyed by the seeded token hash; two
+/// tokens with the same hash simply take turns in the slot.
 #[derive(Debug, Default)]
 pub struct VerifiedCache {
     capacity: usize,
     bytes: usize,
-    map: HashMap<Arc<str>, CachedToken, TokenHashBuilder>,
-    order: VecDeque<Arc<str>>,
+    hasher: TokenHashBuilder,
+    map: HashMap<u64, Slot, PassThroughBuilder>,
+    order: VecDeque<u64>,
 }
 
 impl VerifiedCache {
@@ -112,9 +162,16 @@ impl VerifiedCache {
         VerifiedCache {
             capacity,
             bytes: 0,
-            map: HashMap::with_hasher(TokenHashBuilder::new(seed)),
+            hasher: TokenHashBuilder::new(seed),
+            map: HashMap::default(),
             order: VecDeque::new(),
         }
+    }
+
+    fn key(&self, token: &str) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(token.as_bytes());
+        h.finish()
     }
 
     /// The entry for a token, if it verified before.
@@ -122,7 +179,10 @@ impl VerifiedCache {
         if self.capacity == 0 {
             return None;
         }
-        self.map.get(token)
+        self.map
+            .get(&self.key(token))
+            .filter(|s| same_text(&s.token, token))
+            .map(|s| &s.entry)
     }
 
     /// Records a verified token.
@@ -130,22 +190,33 @@ impl VerifiedCache {
         if self.capacity == 0 || token.len() > MAX_BYTES / 4 {
             return;
         }
-        if let Some(existing) = self.map.get_mut(token) {
-            *existing = entry;
+        let key = self.key(token);
+        if let Some(slot) = self.map.get_mut(&key) {
+            // The same token again, or another one with the same hash: either
+            // way the slot now holds this one (bytes adjusted).
+            self.bytes = self.bytes.saturating_sub(slot.token.len()) + token.len();
+            slot.token = token.into();
+            slot.entry = entry;
             return;
         }
         while !self.order.is_empty()
             && (self.order.len() >= self.capacity || self.bytes + token.len() > MAX_BYTES)
         {
             if let Some(old) = self.order.pop_front() {
-                self.bytes = self.bytes.saturating_sub(old.len());
-                self.map.remove(&old);
+                if let Some(s) = self.map.remove(&old) {
+                    self.bytes = self.bytes.saturating_sub(s.token.len());
+                }
             }
         }
         self.bytes += token.len();
-        let key: Arc<str> = Arc::from(token);
-        self.order.push_back(key.clone());
-        self.map.insert(key, entry);
+        self.order.push_back(key);
+        self.map.insert(
+            key,
+            Slot {
+                token: token.into(),
+                entry,
+            },
+        );
     }
 
     /// Number of cached tokens.
@@ -176,6 +247,19 @@ mod tests {
             keys: keys.clone(),
             claims: Arc::new(claims),
         }
+    }
+
+    #[test]
+    fn same_text_compares_every_byte() {
+        let a = "abcdefghijklmnopqrstu";
+        assert!(same_text(a, a));
+        for i in 0..a.len() {
+            let mut b = a.as_bytes().to_vec();
+            b[i] = b'!';
+            assert!(!same_text(a, std::str::from_utf8(&b).unwrap()), "byte {i}");
+        }
+        assert!(!same_text(a, &a[..20]));
+        assert!(same_text("", ""));
     }
 
     #[test]

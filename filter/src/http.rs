@@ -21,8 +21,7 @@ impl Context for Http {}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(req) = host::request_header_pairs().and_then(|b| Request::from_host_pairs(&b))
-        else {
+        let Some(req) = host::request_header_pairs().and_then(Request::from_host_pairs) else {
             // The host would not show us the request: fail closed.
             let _ = proxy_wasm::hostcalls::send_http_response(
                 500,

@@ -110,6 +110,8 @@ pub struct Config {
     pub strip_header_prefixes: Vec<String>,
     /// `stat_prefix`, kept for metrics names.
     pub stat_prefix: String,
+    /// Each provider's token extraction plan (index = [`ProviderId`]).
+    pub extraction_plans: Vec<crate::extract::Plan>,
     /// Where signatures are checked (extension `extensions.signature_backend`).
     pub signature_backend: SignatureBackendChoice,
     /// Entries of the proxy-wide verified-token cache in shared data (extension
@@ -531,7 +533,13 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
             ))
         }
     };
+    let extraction_plans = providers
+        .iter()
+        .enumerate()
+        .map(|(id, p)| crate::extract::plan(&[(id, p)]))
+        .collect();
     Ok(Config {
+        extraction_plans,
         providers,
         rules,
         bypass_cors_preflight: raw.bypass_cors_preflight,
