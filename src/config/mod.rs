@@ -54,7 +54,7 @@ impl std::error::Error for ConfigError {}
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 /// Default token size limit (extension `extensions.max_token_bytes`).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// Default entries of the shared verified-token cache (about 3 MiB of shared data).
+/// Default entries of the shared verified-token cache (about 2.6 MiB of shared data).
 pub const DEFAULT_SHARED_TOKEN_CACHE_SIZE: usize = 65_536;
 /// Upper bound of `extensions.shared_token_cache_size`.
 pub const MAX_SHARED_TOKEN_CACHE_SIZE: u32 = 1 << 20;
