@@ -263,6 +263,7 @@ impl Keys {
         KeysAt {
             keys: self,
             now: now_ms,
+            pending: RefCell::new(None),
         }
     }
 
@@ -598,6 +599,22 @@ fn discovered_jwks_uri(text: &str) -> Result<String, String> {
 pub struct KeysAt<'a> {
     keys: &'a Keys,
     now: u64,
+    /// The shared bucket read for the token being verified, so recording its
+    /// verdict needs neither a second digest nor a second read.
+    pending: RefCell<Option<Pending>>,
+}
+
+/// A shared-cache miss awaiting its verdict.
+struct Pending {
+    token: (usize, usize),
+    key: String,
+    entry: shared_cache::Entry,
+    bucket: Option<Vec<u8>>,
+}
+
+/// Identity of a token text during one evaluation (the engine passes the same slice).
+fn text_id(t: &str) -> (usize, usize) {
+    (t.as_ptr() as usize, t.len())
 }
 
 impl KeyStore for KeysAt<'_> {
@@ -635,25 +652,49 @@ impl KeyStore for KeysAt<'_> {
         };
         let (bucket, _) = host::shared_get(&key);
         let hit = shared_cache::lookup(bucket.as_deref(), &want, self.now / 1000);
-        bump(if hit {
-            &self.keys.counts.shared_hit
+        if hit {
+            bump(&self.keys.counts.shared_hit);
         } else {
-            &self.keys.counts.miss
-        });
+            bump(&self.keys.counts.miss);
+            if let Ok(mut p) = self.pending.try_borrow_mut() {
+                *p = Some(Pending {
+                    token: text_id(token),
+                    key,
+                    entry: want,
+                    bucket,
+                });
+            }
+        }
         hit
     }
 
     fn signature_checked(&self, token: &str, id: ProviderId, exp: u64, ok: bool) {
         bump(&self.keys.counts.verifications);
+        let pending = self
+            .pending
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut p| p.take());
         if !ok {
             return;
         }
-        if let Some((key, entry)) = self.keys.shared_entry(token, id, exp) {
-            // Read-modify-write without CAS: a lost race only drops an entry.
-            let (bucket, _) = host::shared_get(&key);
-            let value = shared_cache::insert(bucket.as_deref(), entry, self.now / 1000);
-            let _ = host::shared_set(&key, &value, None);
-        }
+        let exp = if exp == 0 { u64::MAX } else { exp };
+        let (key, entry, bucket) = match pending {
+            Some(p) if p.token == text_id(token) && usize::from(p.entry.provider) == id => {
+                (p.key, shared_cache::Entry { exp, ..p.entry }, p.bucket)
+            }
+            _ => match self.keys.shared_entry(token, id, exp) {
+                Some((key, entry)) => {
+                    let (bucket, _) = host::shared_get(&key);
+                    (key, entry, bucket)
+                }
+                None => return,
+            },
+        };
+        // Read-modify-write without CAS: a lost race only drops an entry
+        // (one more verification somewhere), never admits a token.
+        let value = shared_cache::insert(bucket.as_deref(), entry, self.now / 1000);
+        let _ = host::shared_set(&key, &value, None);
     }
 
     fn host_verify(&self, alg: Alg, key: &KeyMaterial, input: &[u8], sig: &[u8]) -> Option<bool> {
