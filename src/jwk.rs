@@ -15,6 +15,7 @@
 use crate::alg::Alg;
 use crate::b64;
 use crate::json::{self, JsonError};
+use crate::rsa_verify::RsaVerifier;
 use base64::Engine as _;
 use rsa::pkcs8::der::{self, Decode as _, Tagged as _};
 use rsa::pkcs8::spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
@@ -22,6 +23,7 @@ use rsa::traits::PublicKeyParts as _;
 use rsa::{BigUint, RsaPublicKey};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Largest RSA modulus we accept: bigger keys only cost CPU per request.
@@ -52,7 +54,13 @@ pub struct KeyMaterial {
 /// The key variants; crate-private so only this module can build them.
 #[derive(Clone)]
 pub(crate) enum Material {
-    Rsa { key: RsaPublicKey, bits: usize },
+    /// `key` serves encoding (SPKI, JWK export); `verifier` is the same key
+    /// with its Montgomery constants computed once, for the in-wasm verify.
+    Rsa {
+        key: RsaPublicKey,
+        bits: usize,
+        verifier: Arc<RsaVerifier>,
+    },
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
@@ -658,10 +666,23 @@ fn rsa_from_parts(n: &[u8], e: &[u8]) -> Result<Material, KeySkipReason> {
     if (&n & &one) != one || (&e & &one) != one || e <= one {
         return Err(KeySkipReason::BadRsa);
     }
-    let bits = n.bits();
     let key =
         RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS).map_err(|_| KeySkipReason::BadRsa)?;
-    Ok(Material::Rsa { key, bits })
+    Material::rsa(key)
+}
+
+impl Material {
+    /// The RSA variant for an already checked public key, with its prepared
+    /// verifier (the Montgomery constants are computed here, once per key).
+    pub(crate) fn rsa(key: RsaPublicKey) -> Result<Material, KeySkipReason> {
+        let verifier = RsaVerifier::new(&key.n().to_bytes_be(), &key.e().to_bytes_be())
+            .map_err(|_| KeySkipReason::BadRsa)?;
+        Ok(Material::Rsa {
+            bits: key.n().bits(),
+            key,
+            verifier: Arc::new(verifier),
+        })
+    }
 }
 
 fn ec_from_sec1(curve: ObjectIdentifier, sec1: &[u8]) -> Result<Material, KeySkipReason> {

@@ -19,9 +19,9 @@ use crate::b64;
 use crate::ecdsa_ext::{Es384, Es512};
 use crate::json::{self, JsonError};
 use crate::jwk::{KeyMaterial, KeySet, Material};
-use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
+use crate::rsa_verify::HashAlg;
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
 use jwt_compact::{Algorithm, AlgorithmSignature};
-use rsa::traits::PublicKeyParts as _;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -291,22 +291,17 @@ pub fn verify_signature(
         return false;
     }
     match (&key.inner, alg) {
-        (Material::Rsa { key, .. }, _) => {
-            // RFC 7518 section 3.3/3.5: exactly k octets, no stripped zeros.
-            if signature.len() != key.size() {
-                return false;
-            }
-            let rsa = match alg {
-                Alg::Rs256 => Rsa::rs256(),
-                Alg::Rs384 => Rsa::rs384(),
-                Alg::Rs512 => Rsa::rs512(),
-                Alg::Ps256 => Rsa::ps256(),
-                Alg::Ps384 => Rsa::ps384(),
-                Alg::Ps512 => Rsa::ps512(),
-                _ => return false,
-            };
-            run(&rsa, key, signing_input, signature)
-        }
+        // The prepared key (`rsa_verify`) insists on exactly k octets, no
+        // stripped zeros (RFC 7518 sections 3.3 and 3.5).
+        (Material::Rsa { verifier, .. }, _) => match alg {
+            Alg::Rs256 => verifier.verify_pkcs1v15(HashAlg::Sha256, signing_input, signature),
+            Alg::Rs384 => verifier.verify_pkcs1v15(HashAlg::Sha384, signing_input, signature),
+            Alg::Rs512 => verifier.verify_pkcs1v15(HashAlg::Sha512, signing_input, signature),
+            Alg::Ps256 => verifier.verify_pss(HashAlg::Sha256, signing_input, signature),
+            Alg::Ps384 => verifier.verify_pss(HashAlg::Sha384, signing_input, signature),
+            Alg::Ps512 => verifier.verify_pss(HashAlg::Sha512, signing_input, signature),
+            _ => false,
+        },
         (Material::P256(k), Alg::Es256) => run(&Es256, k, signing_input, signature),
         (Material::P384(k), Alg::Es384) => run(&Es384, k, signing_input, signature),
         (Material::P521(k), Alg::Es512) => run(&Es512, k, signing_input, signature),
@@ -352,6 +347,7 @@ fn run<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], signature: 
 mod tests {
     use super::*;
     use crate::jwk::{parse_key_set, JwksOptions};
+    use jwt_compact::alg::Rsa;
     use rsa::RsaPrivateKey;
     use serde_json::json;
 
@@ -395,13 +391,7 @@ mod tests {
 
     fn rsa_jwk(extra: Value) -> Value {
         let pk = rfc7520_rsa().to_public_key();
-        public_jwk(
-            Material::Rsa {
-                key: pk,
-                bits: 2048,
-            },
-            extra,
-        )
+        public_jwk(Material::rsa(pk).unwrap(), extra)
     }
 
     fn key_set(keys: Vec<Value>, allow_hmac: bool) -> KeySet {

@@ -27,6 +27,9 @@ pub mod jwks_cache;
 pub mod jws;
 pub mod reason;
 pub mod request;
+/// RSA signature verification with keys prepared once (Montgomery form),
+/// for RS*/PS* when the host cannot verify.
+pub mod rsa_verify;
 pub mod shared_token_cache;
 pub mod verified_cache;
 
