@@ -515,9 +515,7 @@ impl Flow<'_> {
 
         let jws = UntrustedJws::parse(&t.token, self.config.max_token_bytes)
             .map_err(|e| fail(jws_reason(&e), provider))?;
-        let payload = crate::b64::decode_strict(t.token.split('.').nth(1).unwrap_or(""))
-            .map_err(|_| fail(Reason::Malformed, provider))?;
-        let value = json::parse_strict(&payload, json::DEFAULT_MAX_DEPTH)
+        let value = json::parse_strict(jws.untrusted_payload(), json::DEFAULT_MAX_DEPTH)
             .map_err(|_| fail(Reason::Malformed, provider))?;
         let claims = Claims::from_value(value).map_err(|e| fail(claims_reason(&e), provider))?;
         let id = self.select_provider(t, provider, &claims)?;

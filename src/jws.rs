@@ -11,8 +11,10 @@
 //! - `crit` is refused: we implement no JWS extension, and RFC 7515 section
 //!   4.1.11 requires rejecting a token whose critical extensions we do not
 //!   understand. (Envoy's jwt_authn ignores `crit`; we are stricter.)
-//! - The payload is handed out only by [`UntrustedJws::verify`], after a
-//!   signature checked out.
+//! - The payload is handed out as trusted only by [`UntrustedJws::verify`],
+//!   after a signature checked out; [`UntrustedJws::untrusted_payload`] is
+//!   for the claim checks jwt_authn runs before the signature (they can only
+//!   refuse a token, never admit one).
 
 use crate::alg::Alg;
 use crate::b64;
@@ -152,6 +154,13 @@ impl UntrustedJws {
             payload,
             signature,
         })
+    }
+
+    /// The decoded payload before any signature check, for claim checks that
+    /// only refuse (jwt_authn checks issuer, time and audience first, so junk
+    /// never costs a signature or a key refetch). Never trust it to admit.
+    pub fn untrusted_payload(&self) -> &[u8] {
+        &self.payload
     }
 
     /// The header fields used to select a key.
