@@ -52,6 +52,10 @@ impl HttpContext for Http {
             );
             return Action::Pause;
         };
+        {
+            let Shared { keys, metrics, .. } = &mut *shared;
+            keys.reload_missing(now_ms, metrics);
+        }
         let decision = engine::evaluate(&config, &req, &shared.keys.at(now_ms), &ctx);
         match &decision {
             Decision::FetchKeys { provider, cause } => {

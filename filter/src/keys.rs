@@ -286,6 +286,22 @@ impl Keys {
         }
     }
 
+    /// Before a request is judged: a provider this VM has no keys for yet may
+    /// have them in shared data already (fetched by another VM since this
+    /// VM's last tick). Without this, a request arriving in that window waited
+    /// for "no keys", woke on the reload, and then could not wait again for an
+    /// unknown `kid` (seen as a rare 401 in the rotation burst test). Costs a
+    /// shared-data read per request only while a provider has no keys.
+    pub fn reload_missing(&mut self, now: u64, metrics: &Metrics) {
+        for id in 0..self.providers.len() {
+            if let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) {
+                if p.keys.is_none() {
+                    p.reload(now, metrics.provider(id));
+                }
+            }
+        }
+    }
+
     /// Asks (across all VMs) for a refetch because of an unknown `kid`.
     /// `false` when rate-limited.
     pub fn request_unknown_kid(&mut self, id: ProviderId, now: u64, metrics: &Metrics) -> bool {
