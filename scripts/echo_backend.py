@@ -79,6 +79,10 @@ def main():
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     parser.add_argument("--verbose", action="store_true", help="log each request")
     args = parser.parse_args()
+    # socketserver's default listen backlog is 5: a burst of resumed requests
+    # (8 at once in the e2e suite) could overflow it, and a dropped SYN showed
+    # up as a rare 503 "upstream connect error" after Envoy's connect timeout.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer((args.host, args.port), EchoHandler)
     server.daemon_threads = True
     server.verbose = args.verbose
