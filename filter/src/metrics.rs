@@ -2,7 +2,7 @@
 //!
 //! Names: `jwt_authn_wasm.[<stat_prefix>.]requests.allowed`,
 //! `...requests.denied.<reason>`, and per remote provider
-//! `...jwks.<provider>.{fetch_success,fetch_failed,unknown_kid_refetch}`
+//! `...jwks.<provider>.{fetch_success,fetch_failed,unknown_kid_refetch,requests_paused}`
 //! (counters) and `...jwks.<provider>.{keys,skipped_keys,stale_keys_in_use}`
 //! (gauges); `...token_cache.{local_hit,shared_hit,miss}` and
 //! `...signature_verifications` (counters, published every 100 ms tick) and
@@ -39,6 +39,7 @@ pub struct ProviderMetrics {
     pub fetch_success: Option<u32>,
     pub fetch_failed: Option<u32>,
     pub unknown_kid_refetch: Option<u32>,
+    pub requests_paused: Option<u32>,
     pub keys: Option<u32>,
     pub skipped_keys: Option<u32>,
     pub stale_keys_in_use: Option<u32>,
@@ -113,6 +114,7 @@ impl Metrics {
                 MetricType::Counter,
                 &format!("{base}.unknown_kid_refetch"),
             ),
+            requests_paused: define(MetricType::Counter, &format!("{base}.requests_paused")),
             keys: define(MetricType::Gauge, &format!("{base}.keys")),
             skipped_keys: define(MetricType::Gauge, &format!("{base}.skipped_keys")),
             stale_keys_in_use: define(MetricType::Gauge, &format!("{base}.stale_keys_in_use")),

@@ -4,7 +4,7 @@ use crate::apply::{self, Next};
 use crate::host;
 use crate::http::Http;
 use crate::keys::{self, Keys};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use jwt_authn::config::{Config, ProviderId, SignatureBackendChoice};
 use jwt_authn::decision::{Decision, FetchCause};
 use jwt_authn::engine::{self, EvalContext};
@@ -59,6 +59,8 @@ impl Shared {
                 log::debug!("unknown kid refetch rate-limited");
             }
         }
+        // A request that waits for a fetch: the callout is on its path.
+        metrics::inc(self.metrics.provider(provider).requests_paused);
         let (generation, budget) = match self.keys.provider(provider) {
             Some(p) => (p.view.generation, keys::wait_budget(&p.cfg)),
             None => (0, 0),
