@@ -17,17 +17,12 @@ pub fn now_ms() -> u64 {
 /// parsed by `Request::from_host_pairs` without the SDK's per-header copies).
 /// `None` when the host refuses.
 pub fn request_header_pairs() -> Option<Vec<u8>> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: valid pointers to locals; the host writes an owned buffer on Ok.
-    let status = unsafe {
-        proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size)
-    };
-    if status != 0 {
-        return None;
+    // SAFETY: the ABI's out-pointer contract, as `host_bytes` requires.
+    unsafe {
+        host_bytes(|data, size| {
+            proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, data, size)
+        })
     }
-    // SAFETY: status Ok, so data/size describe a buffer the host handed us.
-    Some(unsafe { take_host_bytes(data, size) })
 }
 
 // The SDK's wrappers panic on any host status they do not expect (52 sites),
@@ -69,81 +64,69 @@ extern "C" {
 /// Calls a host foreign function; `None` when the host has no such function
 /// or it failed (any non-Ok status).
 pub fn foreign_call(name: &str, args: &[u8]) -> Option<Vec<u8>> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: valid pointers to locals and to live slices for the call.
-    let status = unsafe {
-        proxy_call_foreign_function(
-            name.as_ptr(),
-            name.len(),
-            args.as_ptr(),
-            args.len(),
-            &mut data,
-            &mut size,
-        )
-    };
-    if status != 0 {
-        return None;
+    // SAFETY: live slices for the call; the ABI's out-pointer contract.
+    unsafe {
+        host_bytes(|data, size| {
+            proxy_call_foreign_function(
+                name.as_ptr(),
+                name.len(),
+                args.as_ptr(),
+                args.len(),
+                data,
+                size,
+            )
+        })
     }
-    // SAFETY: status Ok, so data/size describe a buffer the host handed us.
-    Some(unsafe { take_host_bytes(data, size) })
 }
 
-/// Takes ownership of a host-allocated buffer (allocated through the SDK's
-/// exported `proxy_on_memory_allocate`, so the global allocator owns it).
+/// Runs a host call that returns a buffer through out-pointers, and takes
+/// ownership of that buffer (the host allocates it through the SDK's exported
+/// `proxy_on_memory_allocate`, so the global allocator owns it). `None` on
+/// any non-Ok status, whatever the status is.
 ///
 /// # Safety
-/// `data`/`size` must come from a successful host call that returned them.
-unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
-    if data.is_null() {
+/// `call` must pass the two pointers to a host function that, on status 0,
+/// stores a host-allocated buffer and its size there.
+unsafe fn host_bytes(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    if call(&mut data, &mut size) != 0 {
+        return None;
+    }
+    Some(if data.is_null() {
         Vec::new()
     } else {
         Vec::from_raw_parts(data, size, size)
-    }
+    })
 }
 
 /// One callout response header, lossy UTF-8; `None` also when the callout
 /// failed and there is no response at all.
 pub fn call_response_header(name: &str) -> Option<String> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: valid pointers to locals; the host writes an owned buffer on Ok.
-    let status = unsafe {
-        proxy_get_header_map_value(
-            MapType::HttpCallResponseHeaders as u32,
-            name.as_ptr(),
-            name.len(),
-            &mut data,
-            &mut size,
-        )
-    };
-    if status != 0 {
-        return None;
-    }
-    // SAFETY: status Ok, so data/size describe a buffer the host handed us.
-    let bytes = unsafe { take_host_bytes(data, size) };
+    // SAFETY: a live slice for the call; the ABI's out-pointer contract.
+    let bytes = unsafe {
+        host_bytes(|data, size| {
+            proxy_get_header_map_value(
+                MapType::HttpCallResponseHeaders as u32,
+                name.as_ptr(),
+                name.len(),
+                data,
+                size,
+            )
+        })
+    }?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The callout response body (up to `max` bytes); empty when there is none.
 pub fn call_response_body(max: usize) -> Vec<u8> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: valid pointers to locals; the host writes an owned buffer on Ok.
-    let status = unsafe {
-        proxy_get_buffer_bytes(
-            BufferType::HttpCallResponseBody as u32,
-            0,
-            max,
-            &mut data,
-            &mut size,
-        )
-    };
-    if status != 0 {
-        return Vec::new();
+    // SAFETY: the ABI's out-pointer contract, as `host_bytes` requires.
+    unsafe {
+        host_bytes(|data, size| {
+            proxy_get_buffer_bytes(BufferType::HttpCallResponseBody as u32, 0, max, data, size)
+        })
     }
-    // SAFETY: status Ok, so data/size describe a buffer the host handed us.
-    unsafe { take_host_bytes(data, size) }
+    .unwrap_or_default()
 }
 
 /// Shared data read: (value, cas).
