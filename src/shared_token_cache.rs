@@ -66,6 +66,16 @@ pub fn bucket_count(entries: usize) -> usize {
     entries.div_ceil(WAYS)
 }
 
+/// An entry's expiry for a token's `exp` claim (0 = the token has none, so
+/// the entry lives until it is evicted).
+pub fn expiry(exp_claim: u64) -> u64 {
+    if exp_claim == 0 {
+        u64::MAX
+    } else {
+        exp_claim
+    }
+}
+
 /// One cached verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {

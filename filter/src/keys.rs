@@ -248,7 +248,7 @@ impl Keys {
             digest,
             provider: u16::try_from(id).ok()?,
             fingerprint: self.fingerprint(id),
-            exp: if exp == 0 { u64::MAX } else { exp },
+            exp: shared_cache::expiry(exp),
         };
         Some((key, entry))
     }
@@ -694,9 +694,9 @@ impl KeyStore for KeysAt<'_> {
         if !ok {
             return;
         }
-        let exp = if exp == 0 { u64::MAX } else { exp };
         let (key, entry, bucket) = match pending {
             Some(p) if p.token == text_id(token) && usize::from(p.entry.provider) == id => {
+                let exp = shared_cache::expiry(exp);
                 (p.key, shared_cache::Entry { exp, ..p.entry }, p.bucket)
             }
             _ => match self.keys.shared_entry(token, id, exp) {
