@@ -71,6 +71,7 @@ impl Hasher for TokenHasher {
         let rest = chunks.remainder();
         if !rest.is_empty() {
             let mut w = [0u8; 8];
+            // A chunks_exact(8) remainder: at most 7 bytes, so it fits.
             w[..rest.len()].copy_from_slice(rest);
             self.h = (self.h ^ u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56))
                 .wrapping_mul(MUL)
