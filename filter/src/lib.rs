@@ -6,6 +6,9 @@
 //! callouts and keeps the per-VM view of the shared key cache (`keys`), and
 //! exposes counters (`metrics`). All deciding happens in the `jwt_authn` core.
 
+// Natively only its tests use it.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod alloc;
 mod apply;
 mod host;
 mod http;
@@ -15,6 +18,13 @@ mod root;
 
 use proxy_wasm::traits::RootContext;
 use proxy_wasm::types::LogLevel;
+
+/// Small blocks recycled per size class (see `alloc`); only where the VM is
+/// single-threaded, which the lists rely on.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: alloc::SmallBlocks<std::alloc::System> =
+    alloc::SmallBlocks::new(std::alloc::System);
 
 proxy_wasm::main! {{
     // Also installs the SDK's panic hook, so a panic (which must not happen)
