@@ -14,6 +14,10 @@ with a local direct_response (so no upstream is measured):
                  below; it always keeps its verified-token caches)
   wasm_portable  our module with extensions.signature_backend "portable": no
                  host verify_signature, the pure-Rust verifiers in the VM
+  ffi_floor      distinct-token scenarios only: a filter that only checks the
+                 signature through the host's verify_signature
+                 (bench/ffi-floor): no claims, caches or headers. What any
+                 wasm filter that checks each new token pays at least
 Config C is realistic: every provider checks `audiences` and copies `sub` to
 the x-user-id request header (claim_to_headers); tokens carry both claims.
 
@@ -67,6 +71,8 @@ import threading
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 # bench/ (loadkit) and tests/e2e/ (harness, jwt_sign) are plain directories.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests" / "e2e")]
 
@@ -88,11 +94,11 @@ WRK_SCRIPT = BENCH_DIR / "wrk_report.lua"
 ISSUER = loadkit.ISSUER
 AUDIENCE = "bench-api"
 USER_HEADER = "x-user-id"
-TARGETS = ("baseline", "noop_wasm", "native", "native_cached", "wasm", "wasm_portable")
+TARGETS = ("baseline", "noop_wasm", "native", "native_cached", "wasm", "wasm_portable", "ffi_floor")
 # Within a scenario, targets run in this order: the pairs the goals compare
 # (wasm and noop_wasm, wasm and native, wasm_portable and native) measured
 # back to back.
-MEASURE_ORDER = ("baseline", "noop_wasm", "wasm", "native", "wasm_portable", "native_cached")
+MEASURE_ORDER = ("baseline", "noop_wasm", "wasm", "native", "ffi_floor", "wasm_portable", "native_cached")
 # Targets that check no token: measured once per run, in the first scenario.
 REFERENCE_TARGETS = ("baseline", "noop_wasm")
 WASM_TARGETS = ("wasm", "wasm_portable")
@@ -126,6 +132,8 @@ SMALL_SHARED_CACHE = 128
 CACHE_SCENARIOS = {s for s, (_, _, allowed) in SCENARIOS.items() if allowed}
 # The portable path matters where signatures are checked: distinct tokens.
 PORTABLE_SCENARIOS = {"rs256_unique_tokens", "es256_unique_tokens"}
+# The host-verify floor knows RS256 and ES256 keys only.
+FLOOR_SCENARIOS = PORTABLE_SCENARIOS
 UNIQUE_SCENARIOS = {s for s, (_, kind, _) in SCENARIOS.items() if kind and kind.endswith("_pool")}
 
 # The module's metrics (Envoy adds "wasmcustom."); absent ones read as n/a.
@@ -164,8 +172,8 @@ def claims_for(i: int | None = None, prefix: str = "t") -> dict:
     return js.claims(iss=ISSUER, sub=sub, aud=AUDIENCE, lifetime=24 * 3600, **extra)
 
 
-def build_config(jwks_port: int, pool_size: int) -> tuple[dict, dict, dict[str, str], dict[str, list[str]], object]:
-    """(config, config with native jwt cache, tokens by kind, token pools by kind, the RS256 key)."""
+def build_config(jwks_port: int, pool_size: int) -> tuple[dict, dict, dict[str, str], dict[str, list[str]], dict]:
+    """(config, config with native jwt cache, tokens by kind, token pools by kind, private keys by alg)."""
     rs, es, ed, remote = js.new_key("RS256"), js.new_key("ES256"), js.new_key("EdDSA"), js.new_key("RS256")
     local_jwks = js.jwks_text(
         [js.public_jwk(rs, "rs", "RS256"), js.public_jwk(es, "es", "ES256"), js.public_jwk(ed, "ed", "EdDSA")]
@@ -204,7 +212,16 @@ def build_config(jwks_port: int, pool_size: int) -> tuple[dict, dict, dict[str, 
         f"{kind}_pool": [js.sign(key, alg, claims_for(i), kid=kind) for i in range(pool_size)]
         for kind, key, alg in (("rs", rs, "RS256"), ("es", es, "ES256"), ("ed", ed, "EdDSA"))
     }
-    return cfg, cached, tokens, pools, rs
+    return cfg, cached, tokens, pools, {"RS256": rs, "ES256": es}
+
+
+def floor_config(keys: dict) -> str:
+    """bench/ffi-floor's configuration: `<alg> <base64url SPKI DER>` lines."""
+    lines = []
+    for alg, key in keys.items():
+        der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        lines.append(f"{alg} {js.b64url(der)}")
+    return "\n".join(lines)
 
 
 def with_native_cache(cfg: dict, size: int) -> dict:
@@ -577,7 +594,9 @@ def render_markdown(
         f"`audiences` and copies `sub` to `{USER_HEADER}` (claim_to_headers)",
         "- `native_cached` = native with `jwt_cache_config: {jwt_cache_size: 100}` (native's default has no token "
         "cache); `noop_wasm` = a no-op wasm filter (reads one header, sets one); `wasm_portable` = ours with "
-        '`extensions.signature_backend: "portable"` (no host `verify_signature`)',
+        '`extensions.signature_backend: "portable"` (no host `verify_signature`); `ffi_floor` = a filter that only '
+        "checks the signature through the host's `verify_signature` (no claims, caches, headers or counters: "
+        "the least a filter checking each new token pays)",
         f"- `*_unique_tokens`: {meta['pool_size']} distinct valid tokens round-robin; the wasm listeners here set "
         f"`extensions.shared_token_cache_size: {SMALL_SHARED_CACHE}` so that no cache hits (hit share below)",
         "",
@@ -618,8 +637,9 @@ def render_markdown(
         lines += [
             "| scenario | "
             + " | ".join(targets)
-            + " | wasm/native | wasm/native_cached | wasm/noop_wasm | wasm/baseline | portable/native |",
-            "|---|" + "---:|" * (len(targets) + 5),
+            + " | wasm/native | wasm/native_cached | wasm/noop_wasm | wasm/baseline | portable/native"
+            + " | wasm/ffi_floor | ffi_floor/native |",
+            "|---|" + "---:|" * (len(targets) + 7),
         ]
         for s in scenarios:
             row = [s]
@@ -636,6 +656,8 @@ def render_markdown(
             row.append(fmt_paired(paired(w, cells.get((ref, "noop_wasm"), []))))
             row.append(fmt_paired(paired(w, cells.get((ref, "baseline"), []))))
             row.append(fmt_paired(paired(cells.get((s, "wasm_portable"), []), cells.get((s, "native"), []))))
+            row.append(fmt_paired(paired(w, cells.get((s, "ffi_floor"), []))))
+            row.append(fmt_paired(paired(cells.get((s, "ffi_floor"), []), cells.get((s, "native"), []))))
             lines.append("| " + " | ".join(row) + " |")
         lines += [
             "",
@@ -806,6 +828,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="directory for latest.md / latest.json (default bench/results)")
     ap.add_argument("--module", "--wasm", dest="module", default=None, help="module (default dist/jwt-authn.wasm)")
     ap.add_argument("--noop-module", default=None, help="no-op module (default dist/noop.wasm, $DIST_DIR honoured)")
+    ap.add_argument(
+        "--floor-module", default=None, help="ffi_floor module (default dist/ffi-floor.wasm, $DIST_DIR honoured)"
+    )
     ap.add_argument("--pool-size", type=int, default=POOL_SIZE, help=f"tokens per *_unique_tokens pool ({POOL_SIZE})")
     ap.add_argument("--mw-tokens", type=int, default=20_000, help="many_workers: distinct tokens (20000)")
     ap.add_argument("--mw-sends", type=int, default=4, help="many_workers: sends per token (4)")
@@ -849,11 +874,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = Path(args.module) if args.module else default_wasm_path()
     noop_module = Path(args.noop_module) if args.noop_module else DIST_DIR / "noop.wasm"
+    floor_module = Path(args.floor_module) if args.floor_module else DIST_DIR / "ffi-floor.wasm"
     if not module.is_file():
         print(f"bench: {module} missing: run `make build`", file=sys.stderr)
         return 2
     if "noop_wasm" in targets and scenarios and not noop_module.is_file():
         print(f"bench: {noop_module} missing: run `scripts/build-wasm.sh noop`", file=sys.stderr)
+        return 2
+    if "ffi_floor" in targets and FLOOR_SCENARIOS & set(scenarios) and not floor_module.is_file():
+        print(f"bench: {floor_module} missing: run `scripts/build-wasm.sh ffi-floor`", file=sys.stderr)
         return 2
     if args.out:
         out = Path(args.out)
@@ -874,6 +903,8 @@ def main(argv: list[str] | None = None) -> int:
             if t == "native_cached" and s not in CACHE_SCENARIOS:
                 continue
             if t == "wasm_portable" and s not in PORTABLE_SCENARIOS:
+                continue
+            if t == "ffi_floor" and s not in FLOOR_SCENARIOS:
                 continue
             cells_todo.append((s, t))
     main_targets = sorted({t for _, t in cells_todo}, key=TARGETS.index)
@@ -896,6 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         "module_gzip_bytes": len(gzip.compress(module.read_bytes(), 9)),
         "noop_module": shown_path(noop_module) if noop_module.is_file() else None,
         "noop_module_bytes": noop_module.stat().st_size if noop_module.is_file() else None,
+        "floor_module_bytes": floor_module.stat().st_size if floor_module.is_file() else None,
         "reference_scenario": ref,
         "listeners": main_targets,
         "resources": {},
@@ -927,8 +959,12 @@ def main(argv: list[str] | None = None) -> int:
         noop_copy = workdir / "noop.wasm"
         if noop_module.is_file():
             shutil.copyfile(noop_module, noop_copy)
+        floor_copy = workdir / "ffi-floor.wasm"
+        if floor_module.is_file():
+            shutil.copyfile(floor_module, floor_copy)
         t0 = time.monotonic()
-        cfg, cached, tokens, pools, rs_key = build_config(jwks.port, args.pool_size)
+        cfg, cached, tokens, pools, keys = build_config(jwks.port, args.pool_size)
+        rs_key = keys["RS256"]
         jwks.documents["/jwks"] = (200, tokens.pop("_remote_jwks"))
         pool_files: dict[str, Path] = {}
         for kind, pool in pools.items():
@@ -945,7 +981,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if cells_todo:
             status = run_main(
-                args, meta, cells, cells_todo, cfg, cached, tokens, pools, pool_files, jwks, pin, module_copy, noop_copy
+                args, meta, cells, cells_todo, cfg, cached, tokens, pools, pool_files, jwks, pin, module_copy, noop_copy,
+                floor=(floor_copy, floor_config(keys)),
             )
             if status:
                 return status
@@ -1008,7 +1045,8 @@ def smoke_problems(out: Path, cells_todo: list[tuple[str, str]], mw_targets: lis
 
 
 def run_main(
-    args, meta, cells, cells_todo, cfg, cached, tokens, pools, pool_files, jwks, pin, module, noop_module
+    args, meta, cells, cells_todo, cfg, cached, tokens, pools, pool_files, jwks, pin, module, noop_module,
+    floor: tuple[Path, str] | None = None,
 ) -> int:
     """The 1-worker Envoy: verdict check, warm-up, interleaved runs. Fills
     `cells` and `meta`; returns non-zero when the verdict check failed."""
@@ -1017,6 +1055,8 @@ def run_main(
     extra_wasm = {}
     if "noop_wasm" in targets:
         extra_wasm["noop_wasm"] = wasm_filter_entry("noop_wasm", "noop", "noop", noop_module, None)
+    if "ffi_floor" in targets and floor is not None:
+        extra_wasm["ffi_floor"] = wasm_filter_entry("ffi_floor", "ffi_floor", "ffi_floor", floor[0], floor[1])
     if "wasm_portable" in targets:
         portable = json.dumps(with_extensions(cfg, signature_backend="portable", **small))
         extra_wasm["wasm_portable"] = wasm_filter_entry(

@@ -33,5 +33,6 @@ if [ ! -f "$DIST_DIR/jwt-authn.wasm" ]; then
     "$ROOT/scripts/build-wasm.sh"
 fi
 "$ROOT/scripts/build-wasm.sh" noop
+"$ROOT/scripts/build-wasm.sh" ffi-floor
 say "module: $DIST_DIR/jwt-authn.wasm ($(stat -c %s "$DIST_DIR/jwt-authn.wasm") bytes, built $(date -r "$DIST_DIR/jwt-authn.wasm" '+%F %T'))"
 DIST_DIR="$DIST_DIR" exec "$VENV/bin/python" "$ROOT/bench/bench.py" "$@"

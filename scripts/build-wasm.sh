@@ -7,6 +7,8 @@
 #   scripts/build-wasm.sh [cargo args...]        the filter -> dist/jwt-authn.wasm
 #   scripts/build-wasm.sh noop [cargo args...]   the benchmark's no-op filter
 #                                                (bench/noop-filter) -> dist/noop.wasm
+#   scripts/build-wasm.sh ffi-floor [cargo args...]  the benchmark's host-verify
+#                                                floor (bench/ffi-floor) -> dist/ffi-floor.wasm
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -15,12 +17,20 @@ cd "$ROOT"
 pkg=jwt-authn-filter
 artifact=jwt_authn_filter
 name=jwt-authn.wasm
-if [ "${1:-}" = noop ]; then
+case "${1:-}" in
+noop)
     pkg=jwt-authn-bench-noop
     artifact=jwt_authn_bench_noop
     name=noop.wasm
     shift
-fi
+    ;;
+ffi-floor)
+    pkg=jwt-authn-bench-ffi-floor
+    artifact=jwt_authn_bench_ffi_floor
+    name=ffi-floor.wasm
+    shift
+    ;;
+esac
 
 path="$(wasm_toolchain)"
 say "building $pkg for $WASM_TARGET (toolchain: $path, target dir: $WASM_TARGET_DIR)"

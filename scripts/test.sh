@@ -20,7 +20,7 @@ step_fmt() { cargo fmt --all -- --check; }
 step_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 # The filter's wasm-only code paths are linted on the real target, with the
 # same toolchain path that builds the module.
-step_clippy_wasm() { wasm_cargo clippy --release -p jwt-authn-filter -- -D warnings; }
+step_clippy_wasm() { wasm_cargo clippy --release -p jwt-authn-filter -p jwt-authn-bench-noop -p jwt-authn-bench-ffi-floor -- -D warnings; }
 step_unit() { cargo test --workspace; }
 # Every cargo-fuzz target for a short, bounded time on its seed corpus
 # (a longer campaign: scripts/fuzz.sh 3600).
