@@ -105,8 +105,29 @@ impl KeyStore for NoRemoteKeys {
 pub struct EvalContext {
     /// Unix seconds (host clock, or `--now`).
     pub now: u64,
-    /// Providers this request already waited on; never ask for them again.
-    pub already_fetched: Vec<ProviderId>,
+    /// The waits this request already had, by provider and cause; a request
+    /// waits at most once per (provider, cause). Per cause, so that a request
+    /// that waited for a cold start may still wait once for an unknown `kid`
+    /// (the IdP rotated meanwhile) instead of being refused.
+    pub already_fetched: Vec<(ProviderId, FetchCause)>,
+}
+
+impl EvalContext {
+    /// A context in which no request may wait for keys (the CLI: no fetching).
+    pub fn never_wait(now: u64, providers: usize) -> EvalContext {
+        let causes = [FetchCause::NoKeys, FetchCause::UnknownKid];
+        EvalContext {
+            now,
+            already_fetched: (0..providers)
+                .flat_map(|id| causes.map(|c| (id, c)))
+                .collect(),
+        }
+    }
+
+    /// Whether this request already waited on `provider` for `cause`.
+    pub fn waited(&self, provider: ProviderId, cause: FetchCause) -> bool {
+        self.already_fetched.contains(&(provider, cause))
+    }
 }
 
 /// A failed token, with the provider it was judged against when known.
@@ -530,7 +551,7 @@ impl Flow<'_> {
             KeySource::Local(set) => set.clone(),
             KeySource::Remote(_) => match self.keys.remote_keys(id) {
                 RemoteKeys::Ready(set) => set,
-                RemoteKeys::Pending if !self.ctx.already_fetched.contains(&id) => {
+                RemoteKeys::Pending if !self.ctx.waited(id, FetchCause::NoKeys) => {
                     return Err(Stop::Keys(id, FetchCause::NoKeys));
                 }
                 RemoteKeys::Pending | RemoteKeys::Failed => {
@@ -567,7 +588,7 @@ impl Flow<'_> {
             Err(JwsError::KeyNotFound)
                 if matches!(p.keys, KeySource::Remote(_))
                     && jws.header().kid.is_some()
-                    && !self.ctx.already_fetched.contains(&id)
+                    && !self.ctx.waited(id, FetchCause::UnknownKid)
                     && self.keys.may_refetch_unknown_kid(id) =>
             {
                 Err(Stop::Keys(id, FetchCause::UnknownKid))

@@ -348,7 +348,12 @@ fn bearer_request(token: &str) -> Request {
     ])
 }
 
-fn decide_with(cfg: &Config, token: &str, keys: &dyn KeyStore, fetched: &[ProviderId]) -> Decision {
+fn decide_with(
+    cfg: &Config,
+    token: &str,
+    keys: &dyn KeyStore,
+    fetched: &[(ProviderId, FetchCause)],
+) -> Decision {
     let ctx = EvalContext {
         now: NOW,
         already_fetched: fetched.to_vec(),
@@ -667,7 +672,7 @@ fn kid_path_traversal() {
         }
     );
     assert_eq!(
-        decide_with(&cfg, &t, &ready, &[0]).reason(),
+        decide_with(&cfg, &t, &ready, &[(0, FetchCause::UnknownKid)]).reason(),
         Some(Reason::KeyNotFound)
     );
 }

@@ -93,10 +93,7 @@ pub fn run(args: &[String]) -> Result<Outcome, CliError> {
         place_token(&config, &mut headers, &token);
     }
     let req = Request::new(headers);
-    let ctx = EvalContext {
-        now,
-        already_fetched: (0..config.providers.len()).collect(),
-    };
+    let ctx = EvalContext::never_wait(now, config.providers.len());
     let decision = match engine::evaluate(&config, &req, &keys, &ctx) {
         // Cannot happen with every provider marked as fetched; deny as the filter would.
         Decision::FetchKeys { provider, .. } => {

@@ -27,7 +27,7 @@ pub struct Waiter {
     req: Request,
     provider: ProviderId,
     cause: FetchCause,
-    already: Vec<ProviderId>,
+    already: Vec<(ProviderId, FetchCause)>,
     generation: u64,
     deadline: u64,
 }
@@ -49,7 +49,7 @@ impl Shared {
         req: Request,
         provider: ProviderId,
         cause: FetchCause,
-        already: Vec<ProviderId>,
+        already: Vec<(ProviderId, FetchCause)>,
         now: u64,
     ) {
         if cause == FetchCause::UnknownKid {
@@ -107,7 +107,7 @@ impl Shared {
         }
         for w in ready {
             let mut already = w.already.clone();
-            already.push(w.provider);
+            already.push((w.provider, w.cause));
             let ctx = EvalContext {
                 now: now / 1000,
                 already_fetched: already.clone(),

@@ -16,7 +16,7 @@ use jwt_authn::alg::Alg;
 use jwt_authn::b64;
 use jwt_authn::claims::Claims;
 use jwt_authn::config::{Config, KeySource, ProviderId};
-use jwt_authn::decision::Decision;
+use jwt_authn::decision::{Decision, FetchCause};
 use jwt_authn::engine::{self, EvalContext, KeyStore, NoRemoteKeys, RemoteKeys};
 use jwt_authn::json::{self, JsonError};
 use jwt_authn::jwk::{self, JwksOptions, KeyMaterial, KeySet};
@@ -375,14 +375,15 @@ pub fn extract(data: &[u8]) {
     }
     let req = Request::new(headers);
     let remote = cfg.provider_id("remote");
-    let all: Vec<ProviderId> = (0..cfg.providers.len()).collect();
+    let all = EvalContext::never_wait(NOW, cfg.providers.len()).already_fetched;
     check_decision(cfg, &req, &NoRemoteKeys, &[]);
     check_decision(cfg, &req, &PendingKeys, &[]);
     check_decision(cfg, &req, &PendingKeys, &all);
     if let Some(id) = remote {
         let ready = ReadyKeys(Arc::new(remote_keys_for_extract()));
         check_decision(cfg, &req, &ready, &[]);
-        check_decision(cfg, &req, &ready, &[id]);
+        check_decision(cfg, &req, &ready, &[(id, FetchCause::NoKeys)]);
+        check_decision(cfg, &req, &ready, &[(id, FetchCause::UnknownKid)]);
     }
     let providers: Vec<_> = cfg.providers.iter().enumerate().collect();
     for found in jwt_authn::extract::extract(&req, &providers) {
@@ -406,7 +407,12 @@ fn remote_keys_for_extract() -> KeySet {
 }
 
 /// Evaluates and checks the invariants every decision must keep.
-fn check_decision(cfg: &Config, req: &Request, keys: &dyn KeyStore, fetched: &[ProviderId]) {
+fn check_decision(
+    cfg: &Config,
+    req: &Request,
+    keys: &dyn KeyStore,
+    fetched: &[(ProviderId, FetchCause)],
+) {
     let ctx = EvalContext {
         now: NOW,
         already_fetched: fetched.to_vec(),
@@ -440,10 +446,10 @@ fn check_decision(cfg: &Config, req: &Request, keys: &dyn KeyStore, fetched: &[P
                 "control character in www-authenticate"
             );
         }
-        Decision::FetchKeys { provider, .. } => {
+        Decision::FetchKeys { provider, cause } => {
             assert!(
-                !fetched.contains(&provider),
-                "refetch for a provider already fetched"
+                !fetched.contains(&(provider, cause)),
+                "second wait for the same provider and cause"
             );
             let remote = cfg
                 .providers

@@ -492,7 +492,7 @@ fn remote_keys_pause_then_verify_and_refetch_unknown_kid_once() {
     );
     let waited = EvalContext {
         now: NOW,
-        already_fetched: vec![0],
+        already_fetched: vec![(0, FetchCause::NoKeys)],
     };
     assert_eq!(
         reason(&evaluate(&c, &req, &pending, &waited)),
@@ -525,8 +525,38 @@ fn remote_keys_pause_then_verify_and_refetch_unknown_kid_once() {
             cause: FetchCause::UnknownKid
         }
     );
+    // A request that waited for the cold start may still wait once for the
+    // unknown kid (the IdP rotated meanwhile); after that wait it is refused.
     assert_eq!(
-        reason(&evaluate(&c, &req, &rotated, &waited)),
+        evaluate(&c, &req, &rotated, &waited),
+        Decision::FetchKeys {
+            provider: 0,
+            cause: FetchCause::UnknownKid
+        }
+    );
+    let waited_both = EvalContext {
+        now: NOW,
+        already_fetched: vec![(0, FetchCause::NoKeys), (0, FetchCause::UnknownKid)],
+    };
+    assert_eq!(
+        reason(&evaluate(&c, &req, &rotated, &waited_both)),
+        Reason::KeyNotFound
+    );
+    let waited_kid = EvalContext {
+        now: NOW,
+        already_fetched: vec![(0, FetchCause::UnknownKid)],
+    };
+    assert_eq!(
+        reason(&evaluate(&c, &req, &rotated, &waited_kid)),
+        Reason::KeyNotFound
+    );
+    assert_eq!(
+        reason(&evaluate(
+            &c,
+            &req,
+            &rotated,
+            &EvalContext::never_wait(NOW, 1)
+        )),
         Reason::KeyNotFound
     );
     let limited = FakeStore {

@@ -231,6 +231,36 @@ def test_cold_start_requests_wait_for_the_first_fetch_and_share_it(envoy_factory
         assert_healthy(envoy)
 
 
+def test_cold_start_request_may_still_wait_once_for_a_kid_the_first_answer_lacks(envoy_factory):
+    """The IdP rotated while the proxy's first fetch was in flight, so the first
+    answer lacks the token's kid: the request that waited for the cold start
+    waits once more, for the unknown-kid refetch, instead of getting a 401
+    (a request waits at most once per provider and cause)."""
+    ring = KeyRing()
+    ring.add("k1")
+    before_rotation = ring.jwks_text()
+    ring.add("k2")
+    token = ring.sign("k2", claims())
+    with JwksServer() as srv:
+        srv.set("/jwks", Reply(200, before_rotation, delay=1.5), Reply(200, ring.jwks_text()))
+        envoy = start(envoy_factory, single(provider(srv.url + "/jwks", timeout="5s")), srv.port)
+        sent, done, resp = timed_get(envoy, token)
+
+        assert resp.status == 200, resp.text
+        assert resp.echoed_headers()["x-user"] == "alice"
+        hits = srv.hits("/jwks")
+        assert len(hits) == 2, f"cold-start fetch plus one unknown-kid refetch, got {len(hits)}"
+        first_answered = hits[0].answered
+        assert first_answered is not None
+        # Precondition: the request arrived before any key existed.
+        assert sent < first_answered, "Envoy became ready too late for a cold-start test"
+        assert done > first_answered
+        assert jwks_stat(envoy, "unknown_kid_refetch") == 1
+        assert jwks_stat(envoy, "requests_paused") == 2
+        assert stat(envoy, "requests.allowed") == 1
+        assert_healthy(envoy)
+
+
 # --------------------------------------------------------------------------
 # 2. rotation
 
