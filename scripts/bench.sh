@@ -11,9 +11,10 @@
 #   scripts/bench.sh --smoke
 #
 # Builds dist/jwt-authn.wasm first when it is missing (`make bench` always
-# rebuilds) and always builds dist/noop.wasm, the no-op filter (a no-op for
-# cargo when it is up to date). Needs .venv (scripts/setup.sh) and wrk.
-# About 18 minutes with the defaults (28 cells x (3 x 10 s + 2 s warm-up),
+# rebuilds) and always builds dist/noop.wasm and dist/ffi-floor.wasm, the
+# reference filters (a no-op for cargo when they are up to date). Needs .venv
+# (scripts/setup.sh) and wrk.
+# About 19 minutes with the defaults (31 cells x (3 x 10 s + 2 s warm-up),
 # many_workers 3 targets x 3 runs, token generation); `--duration 3 --runs 1`
 # gives a rough picture in ~3 minutes.
 #
