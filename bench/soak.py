@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
+        time.sleep(0.3)  # request counters are published on the filter's 100 ms tick
         before = envoy.stats()
         sampler = Sampler(envoy, sample_every, args.duration + 30)
         rotator = threading.Thread(target=rotate_loop, args=(ring, rotate_every, stop, args.duration + 5), daemon=True)

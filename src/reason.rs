@@ -61,6 +61,11 @@ impl Reason {
         Reason::JwksUnavailable,
     ];
 
+    /// Position in [`Reason::ALL`], for per-reason counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The stable snake_case code.
     pub fn code(self) -> &'static str {
         match self {
@@ -129,6 +134,13 @@ impl fmt::Display for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+    }
 
     #[test]
     fn codes_are_unique_and_round_trip() {

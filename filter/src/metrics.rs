@@ -6,19 +6,25 @@
 //! (counters) and `...jwks.<provider>.{keys,skipped_keys,stale_keys_in_use}`
 //! (gauges); `...token_cache.{local_hit,shared_hit,miss}` and
 //! `...signature_verifications` (counters, published every 100 ms tick) and
-//! `...wasm_memory_bytes` (gauge: one VM's linear memory). Every VM defines
-//! the same names, so Envoy sums the counters across workers.
+//! `...wasm_memory_bytes` (gauge: one VM's linear memory). The request
+//! counters are also gathered in the VM and published on the tick, so they
+//! trail the traffic by up to 100 ms. Every VM defines the same names, so
+//! Envoy sums the counters across workers.
 
 use jwt_authn::reason::Reason;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
+use std::cell::Cell;
 use std::collections::HashMap;
 
-/// Metric ids of one root context.
+/// Metric ids of one root context, and the request outcomes counted since
+/// the last tick: those are published on the tick (as the cache counters),
+/// so counting a request costs no host call.
 #[derive(Debug, Default)]
 pub struct Metrics {
     prefix: String,
-    by_reason: HashMap<Reason, u32>,
+    by_reason: [Option<u32>; Reason::ALL.len()],
+    pending: [Cell<u64>; Reason::ALL.len()],
     providers: HashMap<usize, ProviderMetrics>,
     cache: CacheMetrics,
 }
@@ -70,16 +76,13 @@ impl Metrics {
         } else {
             format!("jwt_authn_wasm.{}", sanitize(stat_prefix))
         };
-        let mut by_reason = HashMap::new();
-        for r in Reason::ALL {
+        let by_reason = Reason::ALL.map(|r| {
             let name = match r {
                 Reason::Allowed => format!("{prefix}.requests.allowed"),
                 other => format!("{prefix}.requests.denied.{}", other.code()),
             };
-            if let Some(id) = define(MetricType::Counter, &name) {
-                by_reason.insert(r, id);
-            }
-        }
+            define(MetricType::Counter, &name)
+        });
         let cache = CacheMetrics {
             local_hit: define(
                 MetricType::Counter,
@@ -99,6 +102,7 @@ impl Metrics {
         Metrics {
             prefix,
             by_reason,
+            pending: Default::default(),
             providers: HashMap::new(),
             cache,
         }
@@ -122,10 +126,20 @@ impl Metrics {
         self.providers.insert(id, m);
     }
 
-    /// Counts one request outcome.
+    /// Counts one request outcome (published on the next tick).
     pub fn count(&self, r: Reason) {
-        if let Some(id) = self.by_reason.get(&r) {
-            let _ = hostcalls::increment_metric(*id, 1);
+        if let Some(c) = self.pending.get(r.index()) {
+            c.set(c.get().wrapping_add(1));
+        }
+    }
+
+    /// Publishes the outcomes counted since the last call.
+    pub fn flush(&self) {
+        for (pending, id) in self.pending.iter().zip(self.by_reason) {
+            let n = pending.replace(0);
+            if n > 0 {
+                add(id, n);
+            }
         }
     }
 

@@ -237,6 +237,7 @@ impl RootContext for Root {
             keys.tick(now, me, metrics);
             keys.sync_shared_secret();
             keys.flush_counts(metrics);
+            metrics.flush();
             s.wake(now);
         }
         let _ = hostcalls::set_effective_context(self.id);
