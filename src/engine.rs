@@ -25,9 +25,11 @@ use crate::headers;
 use crate::json;
 use crate::jwk::{KeyMaterial, KeySet};
 use crate::jws::{JwsError, SignatureBackend, UntrustedJws};
+use crate::memo::{self, Memo};
 use crate::reason::Reason;
 use crate::request::Request;
 use crate::verified_cache::CachedToken;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 /// The state of a remote provider's keys, as the key store sees it.
@@ -55,6 +57,8 @@ pub trait KeyStore {
     }
     /// Remembers a token that just verified.
     fn remember_token(&self, _token: &str, _entry: CachedToken) {}
+    /// Attaches to a cached token the Allow it just earned (see `memo`).
+    fn remember_memo(&self, _token: &str, _memo: Arc<Memo>) {}
     /// Does the proxy-wide cache say this token's signature verified against
     /// `provider`'s current keys (on another worker)? Then only parsing and
     /// the claim checks run here.
@@ -170,22 +174,110 @@ pub fn evaluate(
     if config.bypass_cors_preflight && is_cors_preflight(req) {
         return allow_plain(strip);
     }
-    let Some(rule) = config.rules.iter().find(|r| route_matches(&r.route, req)) else {
+    let Some((rule_index, rule)) = config
+        .rules
+        .iter()
+        .enumerate()
+        .find(|(_, r)| route_matches(&r.route, req))
+    else {
         return allow_plain(strip);
     };
     let Some(requirement) = &rule.requires else {
         return allow_plain(strip);
     };
+    // A repeated token: its earlier Allow, if it still stands (see `memo`).
+    let sole = config
+        .rule_plans
+        .get(rule_index)
+        .and_then(Option::as_ref)
+        .and_then(|plan| extract::sole_header_token(req, plan));
+    let mut looked_up = None;
+    if let Some((token, location)) = sole {
+        let hit = keys.cached_token(token);
+        if let Some(m) = hit.as_ref().and_then(|h| h.memo.as_ref()) {
+            let current = current_keys(config, keys, m.provider);
+            if m.applies(rule_index, location, current.as_ref(), ctx.now) {
+                return m.decision(strip);
+            }
+        }
+        looked_up = Some((token, hit));
+    }
     let flow = Flow {
         config,
         req,
         keys,
         ctx,
+        checks: Cell::new(0),
+        passed: RefCell::new(None),
+        looked_up: RefCell::new(looked_up),
+        verified: RefCell::new(Vec::new()),
     };
-    match flow.requirement(requirement) {
+    let outcome = flow.requirement(requirement);
+    let mut memo = None;
+    let decision = match outcome {
         Outcome::Keys(provider, cause) => Decision::FetchKeys { provider, cause },
         Outcome::Fail(f) => deny(req, f.reason, f.provider, None),
-        Outcome::Pass(successes) => finish(config, rule, req, strip, successes),
+        Outcome::Pass(successes) => {
+            let token_header = match successes.as_slice() {
+                [s] => match (&s.location, config.providers.get(s.provider)) {
+                    (TokenLocation::Header { name, .. }, Some(p)) => {
+                        Some((!p.forward).then(|| name.clone()))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let decision = finish(config, rule, req, strip, successes);
+            // One token, one check, and it passed: keep the Allow for the next time.
+            let passed = flow.passed.borrow_mut().take();
+            if let (Some((token, location)), Some(token_header), Some(p), 1) =
+                (sole, token_header, passed, flow.checks.get())
+            {
+                if let Decision::Allow { changes, verified } = &decision {
+                    if changes.path.is_none() {
+                        let m = Memo {
+                            rule: rule_index,
+                            location,
+                            provider: p.provider,
+                            keys: p.keys,
+                            not_before: p.window.0,
+                            not_after: p.window.1,
+                            set: changes.set.clone(),
+                            token_header,
+                            verified: verified.clone(),
+                        };
+                        memo = Some((token, Arc::new(m)));
+                    }
+                }
+            }
+            decision
+        }
+    };
+    // Newly verified tokens go into the cache whatever the outcome; the memo
+    // with its token, or onto the entry already cached.
+    for (token, mut entry) in flow.verified.take() {
+        if let Some((t, m)) = &memo {
+            if crate::verified_cache::same_text(t, &token) {
+                entry.memo = Some(m.clone());
+                memo = None;
+            }
+        }
+        keys.remember_token(&token, entry);
+    }
+    if let Some((token, m)) = memo {
+        keys.remember_memo(token, m);
+    }
+    decision
+}
+
+/// The key set a provider verifies with right now, if it has one.
+fn current_keys(config: &Config, keys: &dyn KeyStore, id: ProviderId) -> Option<Arc<KeySet>> {
+    match &config.providers.get(id)?.keys {
+        KeySource::Local(set) => Some(set.clone()),
+        KeySource::Remote(_) => match keys.remote_keys(id) {
+            RemoteKeys::Ready(set) => Some(set),
+            RemoteKeys::Pending | RemoteKeys::Failed => None,
+        },
     }
 }
 
@@ -395,6 +487,22 @@ struct Flow<'a> {
     req: &'a Request,
     keys: &'a dyn KeyStore,
     ctx: &'a EvalContext,
+    /// Tokens checked so far (`authenticate` calls).
+    checks: Cell<u32>,
+    /// The last token that passed: what a memo of this evaluation needs.
+    passed: RefCell<Option<Passed>>,
+    /// The verified-token cache's answer for the sole token, already asked
+    /// for (so a token is looked up, and counted, once per request).
+    looked_up: RefCell<Option<(&'a str, Option<CachedToken>)>>,
+    /// Tokens that verified in this evaluation, for the cache.
+    verified: RefCell<Vec<(String, CachedToken)>>,
+}
+
+/// A token check that passed: its provider, the key set and the time window.
+struct Passed {
+    provider: ProviderId,
+    keys: Arc<KeySet>,
+    window: (u64, u64),
 }
 
 impl Flow<'_> {
@@ -503,6 +611,7 @@ impl Flow<'_> {
                 provider: p,
             })
         };
+        self.checks.set(self.checks.get().saturating_add(1));
         if t.token.len() > self.config.max_token_bytes {
             return Err(fail(Reason::TooLarge, provider));
         }
@@ -516,13 +625,13 @@ impl Flow<'_> {
 
         // Fast path: this very token verified before, against the key set its
         // provider has now. Only parsing and the signature are skipped.
-        if let Some(hit) = self.keys.cached_token(&t.token) {
+        if let Some(hit) = self.cached_token(&t.token) {
             if let Ok(id) = self.select_provider(t, provider, &hit.claims) {
-                let same_keys = self
-                    .current_keys(id)
+                let same_keys = current_keys(self.config, self.keys, id)
                     .is_some_and(|k| Arc::ptr_eq(&k, &hit.keys));
                 if id == hit.provider && same_keys {
                     self.judge_claims(id, &hit.claims, audiences)?;
+                    self.record_pass(id, hit.keys, &hit.claims);
                     let (claims, location) = (hit.claims, t.location.clone());
                     return Ok(Success {
                         provider: id,
@@ -571,13 +680,17 @@ impl Flow<'_> {
         };
         match verdict {
             Ok(()) => {
+                self.record_pass(id, set.clone(), &claims);
                 let claims = Arc::new(claims);
                 let entry = CachedToken {
                     provider: id,
                     keys: set,
                     claims: claims.clone(),
+                    memo: None,
                 };
-                self.keys.remember_token(&t.token, entry);
+                // Kept until the evaluation ends, so that the Allow it may
+                // earn goes into the cache with it (one insert, no second lookup).
+                self.verified.borrow_mut().push((t.token.clone(), entry));
                 Ok(Success {
                     provider: id,
                     claims,
@@ -661,15 +774,28 @@ impl Flow<'_> {
         judge(claims.check_audience(audiences.unwrap_or(&p.audiences)))
     }
 
-    /// The key set a provider verifies with right now, if it has one.
-    fn current_keys(&self, id: ProviderId) -> Option<Arc<KeySet>> {
-        match &self.config.providers.get(id)?.keys {
-            KeySource::Local(set) => Some(set.clone()),
-            KeySource::Remote(_) => match self.keys.remote_keys(id) {
-                RemoteKeys::Ready(set) => Some(set),
-                RemoteKeys::Pending | RemoteKeys::Failed => None,
-            },
-        }
+    /// The verified-token cache's entry for a token (asked once per request).
+    fn cached_token(&self, token: &str) -> Option<CachedToken> {
+        let asked = self
+            .looked_up
+            .borrow_mut()
+            .take_if(|(t, _)| crate::verified_cache::same_text(t, token))
+            .map(|(_, hit)| hit);
+        asked.unwrap_or_else(|| self.keys.cached_token(token))
+    }
+
+    /// Records a passing check (see `Flow::passed`).
+    fn record_pass(&self, provider: ProviderId, keys: Arc<KeySet>, claims: &Claims) {
+        let skew = self
+            .config
+            .providers
+            .get(provider)
+            .map_or(0, |p| p.clock_skew_secs);
+        *self.passed.borrow_mut() = Some(Passed {
+            provider,
+            keys,
+            window: memo::window(claims.nbf, claims.exp, skew),
+        });
     }
 }
 
@@ -700,5 +826,7 @@ fn claims_reason(e: &ClaimsError) -> Reason {
     }
 }
 
+#[cfg(test)]
+mod memo_tests;
 #[cfg(test)]
 mod tests;

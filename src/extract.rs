@@ -79,32 +79,38 @@ pub fn extract(req: &Request, providers: &[(ProviderId, &Provider)]) -> Vec<Extr
     extract_with(req, &plan(providers))
 }
 
+/// The token in one header value for a location's `value_prefix`: the whole
+/// value without a prefix; else the text from the first base64url character
+/// after the prefix (the whole value when nothing token-like follows it);
+/// `None` when the prefix is not in the value.
+fn header_token<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(value);
+    }
+    // The prefix almost always starts the value: skip the substring search.
+    let pos = if value.starts_with(prefix) {
+        0
+    } else {
+        value.find(prefix)?
+    };
+    let after = value.get(pos + prefix.len()..).unwrap_or("");
+    Some(match after.find(is_jwt_char) {
+        Some(start) => after.get(start..).unwrap_or(after),
+        // As jwt_authn: nothing token-like after the prefix → the whole value.
+        None => value,
+    })
+}
+
 /// Extracts every token a prepared plan finds.
 pub fn extract_with(req: &Request, plan: &Plan) -> Vec<Extracted> {
     let mut out = Vec::new();
     for (name, prefix, ids) in &plan.headers {
         for value in req.header_all(name) {
-            let token = if prefix.is_empty() {
-                value.to_string()
-            } else {
-                // The prefix almost always starts the value: skip the substring search.
-                let found = if value.starts_with(prefix.as_str()) {
-                    Some(0)
-                } else {
-                    value.find(prefix.as_str())
-                };
-                let Some(pos) = found else {
-                    continue;
-                };
-                let after = &value[pos + prefix.len()..];
-                match after.find(is_jwt_char) {
-                    Some(start) => after[start..].to_string(),
-                    // As jwt_authn: nothing token-like after the prefix → the whole value.
-                    None => value.to_string(),
-                }
+            let Some(token) = header_token(value, prefix) else {
+                continue;
             };
             out.push(Extracted {
-                token,
+                token: token.to_string(),
                 location: TokenLocation::Header {
                     name: name.clone(),
                     value_prefix: prefix.clone(),
@@ -132,6 +138,38 @@ pub fn extract_with(req: &Request, plan: &Plan) -> Vec<Extracted> {
         }
     }
     out
+}
+
+/// The request's only token, when it sits in a header: borrowed from the
+/// request, with the index of its header location in the plan. `None` when
+/// the plan's locations hold no token or more than one, or the token is in a
+/// query parameter or cookie (taking it out of those rewrites the request).
+/// Sees exactly what [`extract_with`] finds, so an outcome remembered for this
+/// (token, location) stands for what a full evaluation would see.
+pub fn sole_header_token<'r>(req: &'r Request, plan: &Plan) -> Option<(&'r str, usize)> {
+    if req.query().is_some()
+        && plan
+            .params
+            .iter()
+            .any(|(n, _)| req.query_param(n).is_some())
+    {
+        return None;
+    }
+    if !plan.cookies.is_empty() && plan.cookies.iter().any(|(n, _)| req.cookie(n).is_some()) {
+        return None;
+    }
+    let mut found = None;
+    for (i, (name, prefix, _)) in plan.headers.iter().enumerate() {
+        for value in req.header_all(name) {
+            if let Some(token) = header_token(value, prefix) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some((token, i));
+            }
+        }
+    }
+    found
 }
 
 /// Removes query parameter `name` from a `:path`, keeping everything else byte for byte.

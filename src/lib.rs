@@ -25,6 +25,7 @@ pub mod json;
 pub mod jwk;
 pub mod jwks_cache;
 pub mod jws;
+pub mod memo;
 pub mod reason;
 pub mod request;
 /// RSA signature verification with keys prepared once (Montgomery form),

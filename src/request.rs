@@ -8,13 +8,40 @@
 /// `:scheme` are included.
 ///
 /// Stored as one text buffer plus spans. Built from the host's map it reuses
-/// the host's buffer: one UTF-8 check, no copy per header (this runs on
-/// every request).
+/// the host's buffer in place: one UTF-8 check, no copy (this runs on every
+/// request). `:path` is found once, when the view is built.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     text: String,
     /// (name start, name end, value start, value end) in `text`.
     spans: Vec<(u32, u32, u32, u32)>,
+    /// Span of the first `:path` value.
+    path: (u32, u32),
+}
+
+/// The values of one header name, in order (see [`Request::header_all`]).
+#[derive(Debug, Clone)]
+pub struct Values<'a, 'n> {
+    req: &'a Request,
+    name: &'n [u8],
+    next: usize,
+}
+
+impl<'a> Iterator for Values<'a, '_> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.req.text.as_bytes();
+        while let Some(&(a, b, c, d)) = self.req.spans.get(self.next) {
+            self.next += 1;
+            if b.wrapping_sub(a) as usize == self.name.len()
+                && bytes.get(a as usize..b as usize) == Some(self.name)
+            {
+                return Some(self.req.span(c, d));
+            }
+        }
+        None
+    }
 }
 
 /// A host-map offset as a span offset (host sizes are u32, so it fits).
@@ -28,10 +55,12 @@ impl Request {
         let mut r = Request {
             text: String::with_capacity(headers.iter().map(|(k, v)| k.len() + v.len()).sum()),
             spans: Vec::with_capacity(headers.len()),
+            path: (0, 0),
         };
         for (k, v) in &headers {
             r.push(k, v);
         }
+        r.find_path();
         r
     }
 
@@ -43,6 +72,15 @@ impl Request {
         self.text.push_str(value);
         self.spans
             .push((off(a), off(b), off(b), off(self.text.len())));
+    }
+
+    fn find_path(&mut self) {
+        let bytes = self.text.as_bytes();
+        self.path = self
+            .spans
+            .iter()
+            .find(|&&(a, b, _, _)| bytes.get(a as usize..b as usize) == Some(b":path"))
+            .map_or((0, 0), |&(_, _, c, d)| (c, d));
     }
 
     /// Builds a view from a proxy-wasm serialized header map (what
@@ -67,67 +105,69 @@ impl Request {
         for i in 0..count {
             let klen = u32_at(&buf, 4 + i * 8)?;
             let vlen = u32_at(&buf, 8 + i * 8)?;
-            let name = data..data.checked_add(klen)?;
-            let value = name.end.checked_add(1)?..name.end.checked_add(1)?.checked_add(vlen)?;
+            let name_end = data.checked_add(klen)?;
+            let value_end = name_end.checked_add(1)?.checked_add(vlen)?;
             // Each name and value must be followed by its NUL.
-            if buf.get(name.end) != Some(&0) || buf.get(value.end) != Some(&0) {
+            if buf.get(name_end) != Some(&0) || buf.get(value_end) != Some(&0) {
                 return None;
             }
-            buf.get_mut(name.clone())?.make_ascii_lowercase();
-            data = value.end + 1;
-            spans.push((name, value));
+            buf.get_mut(data..name_end)?.make_ascii_lowercase();
+            spans.push((off(data), off(name_end), off(name_end + 1), off(value_end)));
+            data = value_end + 1;
         }
-        // Names and values, with their NUL separators, are one UTF-8 check.
-        buf.drain(..data_start);
-        let rel = |r: &std::ops::Range<usize>| (off(r.start - data_start), off(r.end - data_start));
+        // The binary size table becomes spaces, so names and values (with
+        // their NUL separators) are checked as UTF-8 in place, spans unchanged.
+        buf.get_mut(..data_start)?.fill(b' ');
         match String::from_utf8(buf) {
-            Ok(text) => Some(Request {
-                text,
-                spans: spans
-                    .iter()
-                    .map(|(n, v)| {
-                        let ((a, b), (c, d)) = (rel(n), rel(v));
-                        (a, b, c, d)
-                    })
-                    .collect(),
-            }),
+            Ok(text) => {
+                let mut r = Request {
+                    text,
+                    spans,
+                    path: (0, 0),
+                };
+                r.find_path();
+                Some(r)
+            }
             Err(e) => {
                 // Rare: some value is not UTF-8. Convert pair by pair.
                 let bytes = e.into_bytes();
+                let text = |a: u32, b: u32| {
+                    let slice = bytes.get(a as usize..b as usize).unwrap_or_default();
+                    String::from_utf8_lossy(slice).into_owned()
+                };
                 let mut r = Request::default();
-                for (n, v) in &spans {
-                    let text = |range: &std::ops::Range<usize>| {
-                        let slice = bytes
-                            .get(range.start - data_start..range.end - data_start)
-                            .unwrap_or_default();
-                        String::from_utf8_lossy(slice).into_owned()
-                    };
-                    r.push(&text(n), &text(v));
+                for &(a, b, c, d) in &spans {
+                    r.push(&text(a, b), &text(c, d));
                 }
+                r.find_path();
                 Some(r)
             }
         }
     }
 
+    fn span(&self, a: u32, b: u32) -> &str {
+        self.text.get(a as usize..b as usize).unwrap_or("")
+    }
+
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.spans.iter().map(|&(a, b, c, d)| {
-            (
-                self.text.get(a as usize..b as usize).unwrap_or(""),
-                self.text.get(c as usize..d as usize).unwrap_or(""),
-            )
-        })
+        self.spans
+            .iter()
+            .map(|&(a, b, c, d)| (self.span(a, b), self.span(c, d)))
     }
 
     /// First value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.pairs().find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.header_all(name).next()
     }
 
-    /// Every value of a header, in order.
-    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs()
-            .filter(move |(k, _)| *k == name)
-            .map(|(_, v)| v)
+    /// Every value of a header, in order. Names are compared as bytes, so
+    /// headers that do not match are never sliced.
+    pub fn header_all<'a, 'n>(&'a self, name: &'n str) -> Values<'a, 'n> {
+        Values {
+            req: self,
+            name: name.as_bytes(),
+            next: 0,
+        }
     }
 
     /// All headers, in order.
@@ -142,7 +182,7 @@ impl Request {
 
     /// `:path`, with the query string.
     pub fn path(&self) -> &str {
-        self.header(":path").unwrap_or("")
+        self.span(self.path.0, self.path.1)
     }
 
     /// `:path` without query string or fragment.

@@ -13,15 +13,21 @@
 //! Lookups hash the token with a fast seeded hash and then compare the full
 //! token text, so a hit is always the very same token: there is no collision
 //! to exploit, and the hash only has to be quick (it runs on every request).
+//! It reads the token's length and last [`HASHED_TAIL`] bytes only: the end
+//! of a JWS is its signature, which differs between any two tokens an issuer
+//! signs, and a token only enters the cache once that signature verified.
 
 use crate::claims::Claims;
 use crate::jwk::KeySet;
+use crate::memo::Memo;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 /// Default capacity, as jwt_authn's `jwt_cache_size` default.
 pub const DEFAULT_CAPACITY: usize = 100;
+/// Trailing bytes of a token that its cache key hashes (see the module doc).
+pub const HASHED_TAIL: usize = 64;
 /// Bytes of token text kept at most (bounded memory whatever the capacity).
 pub const MAX_BYTES: usize = 1 << 20;
 
@@ -34,6 +40,8 @@ pub struct CachedToken {
     pub keys: Arc<KeySet>,
     /// The parsed claim set.
     pub claims: Arc<Claims>,
+    /// The Allow it last earned, for a repeated request (see `memo`).
+    pub memo: Option<Arc<Memo>>,
 }
 
 /// A seeded word-at-a-time hash for token text: several times faster than
@@ -119,7 +127,7 @@ type PassThroughBuilder = std::hash::BuildHasherDefault<PassThrough>;
 
 /// Byte equality eight bytes at a time (wasm's `memcmp` goes byte by byte,
 /// and this compares a whole token on every cache hit).
-fn same_text(a: &str, b: &str) -> bool {
+pub(crate) fn same_text(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;
@@ -170,8 +178,13 @@ impl VerifiedCache {
     }
 
     fn key(&self, token: &str) -> u64 {
+        let bytes = token.as_bytes();
+        let tail = bytes
+            .get(bytes.len().saturating_sub(HASHED_TAIL)..)
+            .unwrap_or(bytes);
         let mut h = self.hasher.build_hasher();
-        h.write(token.as_bytes());
+        h.write_usize(bytes.len());
+        h.write(tail);
         h.finish()
     }
 
@@ -220,6 +233,19 @@ impl VerifiedCache {
         );
     }
 
+    /// Attaches the Allow a cached token earned (no-op if it is not cached).
+    pub fn set_memo(&mut self, token: &str, memo: Arc<Memo>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let key = self.key(token);
+        if let Some(slot) = self.map.get_mut(&key) {
+            if same_text(&slot.token, token) {
+                slot.entry.memo = Some(memo);
+            }
+        }
+    }
+
     /// Number of cached tokens.
     pub fn len(&self) -> usize {
         self.order.len()
@@ -247,6 +273,7 @@ mod tests {
             provider: 0,
             keys: keys.clone(),
             claims: Arc::new(claims),
+            memo: None,
         }
     }
 
@@ -292,6 +319,31 @@ mod tests {
             big.insert(&format!("{i}{}", "x".repeat(200_000)), entry(&k));
         }
         assert!(big.bytes <= MAX_BYTES);
+    }
+
+    #[test]
+    fn key_reads_the_length_and_every_byte_of_the_tail() {
+        let c = VerifiedCache::new(1, 7);
+        let base = format!("{}.{}", "h".repeat(200), "s".repeat(100));
+        for i in base.len() - HASHED_TAIL..base.len() {
+            let mut t = base.clone().into_bytes();
+            t[i] = b'y';
+            assert_ne!(
+                c.key(&base),
+                c.key(&String::from_utf8(t).unwrap()),
+                "byte {i}"
+            );
+        }
+        assert_ne!(c.key(&base), c.key(&format!("h{base}")), "length");
+        assert_ne!(c.key("abc"), VerifiedCache::new(1, 8).key("abc"), "seed");
+        // Equal tails of different tokens share a key, but never a hit.
+        let k = set();
+        let mut c = VerifiedCache::new(4, 7);
+        let other = format!("{}.{}", "g".repeat(200), "s".repeat(100));
+        c.insert(&base, entry(&k));
+        assert_eq!(c.key(&base), c.key(&other));
+        assert!(c.get(&other).is_none());
+        assert!(c.get(&base).is_some());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use jwt_authn::engine::{KeyStore, RemoteKeys};
 use jwt_authn::host_crypto::{self, HostCheck};
 use jwt_authn::jwk::{self, KeyMaterial, KeySet};
 use jwt_authn::jwks_cache::{CacheState, Freshness};
+use jwt_authn::memo::Memo;
 use jwt_authn::shared_token_cache::{self as shared_cache, TokenDigest};
 use jwt_authn::verified_cache::{CachedToken, VerifiedCache};
 use proxy_wasm::hostcalls;
@@ -98,6 +99,28 @@ const SECRET_KEY: &str = "jwt_authn_wasm.v1.token_cache_secret";
 fn read_secret() -> Option<[u8; 16]> {
     let (v, _) = host::shared_get(SECRET_KEY);
     v.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
+}
+
+/// `prefix` followed by the bucket number in decimal (on every shared-cache
+/// miss: without `format!`'s machinery).
+fn bucket_key(prefix: &str, bucket: usize) -> String {
+    let mut digits = [0u8; 20];
+    let mut n = bucket;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    let mut key = String::with_capacity(prefix.len() + digits.len() - i);
+    key.push_str(prefix);
+    for d in digits.iter().skip(i) {
+        key.push(char::from(*d));
+    }
+    key
 }
 
 /// FNV-1a, to give shared-data keys a stable, config-dependent name.
@@ -243,7 +266,7 @@ impl Keys {
         let shared = self.shared.as_ref()?;
         let secret = shared.secret.get()?;
         let digest = TokenDigest::of(&secret, token);
-        let key = format!("{}{}", shared.prefix, digest.bucket(shared.buckets));
+        let key = bucket_key(&shared.prefix, digest.bucket(shared.buckets));
         let entry = shared_cache::Entry {
             digest,
             provider: u16::try_from(id).ok()?,
@@ -730,6 +753,12 @@ impl KeyStore for KeysAt<'_> {
             c.insert(token, entry);
         }
     }
+
+    fn remember_memo(&self, token: &str, memo: Arc<Memo>) {
+        if let Ok(mut c) = self.keys.verified.try_borrow_mut() {
+            c.set_memo(token, memo);
+        }
+    }
 }
 
 /// How long a request may wait for keys before it is answered anyway.
@@ -741,4 +770,14 @@ pub fn wait_budget(cfg: &RemoteJwks) -> u64 {
         .saturating_mul(u64::from(cfg.num_retries) + 1)
         .saturating_add(1000)
         .min(120_000)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bucket_key_is_prefix_and_decimal() {
+        for n in [0usize, 7, 10, 99, 8191, 1 << 20, usize::MAX] {
+            assert_eq!(super::bucket_key("p.", n), format!("p.{n}"));
+        }
+    }
 }

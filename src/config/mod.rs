@@ -112,6 +112,11 @@ pub struct Config {
     pub stat_prefix: String,
     /// Each provider's token extraction plan (index = [`ProviderId`]).
     pub extraction_plans: Vec<crate::extract::Plan>,
+    /// Per rule (same index), the token locations of every provider its
+    /// requirement names: where a repeated request's only token is found
+    /// without copying, to reuse that token's earlier outcome (`memo`).
+    /// `None`: the rule verifies nothing.
+    pub rule_plans: Vec<Option<crate::extract::Plan>>,
     /// Where signatures are checked (extension `extensions.signature_backend`).
     pub signature_backend: SignatureBackendChoice,
     /// Entries of the proxy-wide verified-token cache in shared data (extension
@@ -366,6 +371,35 @@ pub enum Requirement {
     AllowAll,
 }
 
+impl Requirement {
+    /// Adds every provider this requirement can verify a token with (once each).
+    pub fn provider_ids(&self, out: &mut Vec<ProviderId>) {
+        let mut add = |id: &ProviderId| {
+            if !out.contains(id) {
+                out.push(*id);
+            }
+        };
+        match self {
+            Requirement::Provider { id, .. } => add(id),
+            Requirement::Bypass(_, ids) => ids.iter().for_each(add),
+            Requirement::Any { children, bypass } => {
+                if let Some((_, ids)) = bypass {
+                    ids.iter().for_each(add);
+                }
+                for c in children {
+                    c.provider_ids(out);
+                }
+            }
+            Requirement::All(children) => {
+                for c in children {
+                    c.provider_ids(out);
+                }
+            }
+            Requirement::AllowAll => {}
+        }
+    }
+}
+
 /// The two permissive requirement kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bypass {
@@ -538,8 +572,21 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .enumerate()
         .map(|(id, p)| crate::extract::plan(&[(id, p)]))
         .collect();
+    let rule_plans = rules
+        .iter()
+        .map(|r| {
+            let mut ids = Vec::new();
+            r.requires.as_ref()?.provider_ids(&mut ids);
+            let named: Vec<(ProviderId, &Provider)> = ids
+                .iter()
+                .filter_map(|id| providers.get(*id).map(|p| (*id, p)))
+                .collect();
+            (!named.is_empty()).then(|| crate::extract::plan(&named))
+        })
+        .collect();
     Ok(Config {
         extraction_plans,
+        rule_plans,
         providers,
         rules,
         bypass_cors_preflight: raw.bypass_cors_preflight,
