@@ -121,7 +121,7 @@ SCENARIOS = {
 MANY_WORKERS = "many_workers"
 MW_TARGETS = ("native", "native_cached", "wasm")
 ALL_SCENARIOS = (*SCENARIOS, MANY_WORKERS)
-POOL_SIZE = 1000
+POOL_SIZE = 5000
 # Shared token cache entries for the wasm listeners of the 1-worker Envoy (see
 # the module docstring). Between two sends of a pool token ~POOL_SIZE / 16
 # others land in its bucket of 8, each replacing one of the 8 slots: it is

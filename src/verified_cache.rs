@@ -155,6 +155,12 @@ struct Slot {
 
 /// FIFO-evicted map of verified tokens, keyed by the seeded token hash; two
 /// tokens with the same hash simply take turns in the slot.
+///
+/// A token is admitted the second time it is offered while the admission
+/// filter still remembers the first (it holds the keys of about the last
+/// 2 x capacity tokens offered once): a token that is used only once, as
+/// with clients that mint a token per request, never costs an insert, the
+/// eviction it would cause, or the memo it would carry.
 #[derive(Debug, Default)]
 pub struct VerifiedCache {
     capacity: usize,
@@ -162,6 +168,8 @@ pub struct VerifiedCache {
     hasher: TokenHashBuilder,
     map: HashMap<u64, Slot, PassThroughBuilder>,
     order: VecDeque<u64>,
+    /// Keys offered once, direct-mapped (a power of two, or empty: no filter).
+    seen_once: Vec<u64>,
 }
 
 impl VerifiedCache {
@@ -174,6 +182,22 @@ impl VerifiedCache {
             hasher: TokenHashBuilder::new(seed),
             map: HashMap::default(),
             order: VecDeque::new(),
+            seen_once: vec![0; capacity.saturating_mul(2).min(1 << 20).next_power_of_two()],
+        }
+    }
+
+    /// Whether a token offered for the first time may go in (see the type's doc).
+    fn admit(&mut self, key: u64) -> bool {
+        let mask = self.seen_once.len().wrapping_sub(1);
+        let Some(slot) = self.seen_once.get_mut((key as usize) & mask) else {
+            return true;
+        };
+        if *slot == key {
+            *slot = 0;
+            true
+        } else {
+            *slot = key;
+            false
         }
     }
 
@@ -205,6 +229,9 @@ impl VerifiedCache {
             return;
         }
         let key = self.key(token);
+        if !self.map.contains_key(&key) && !self.admit(key) {
+            return;
+        }
         if let Some(slot) = self.map.get_mut(&key) {
             // The same token again, or another one with the same hash: either
             // way the slot now holds this one (bytes adjusted).
@@ -290,11 +317,43 @@ mod tests {
         assert!(same_text("", ""));
     }
 
+    /// Offers a token twice: what admits it (see `admit`).
+    fn put(c: &mut VerifiedCache, token: &str, e: CachedToken) {
+        c.insert(token, e.clone());
+        c.insert(token, e);
+    }
+
+    #[test]
+    fn a_token_is_admitted_when_offered_again() {
+        let k = set();
+        let mut c = VerifiedCache::new(2, 7);
+        c.insert("once", entry(&k));
+        assert!(
+            c.get("once").is_none() && c.is_empty(),
+            "one offer: not cached"
+        );
+        c.insert("once", entry(&k));
+        assert!(c.get("once").is_some(), "the second offer admits it");
+        // A stream of one-time tokens never evicts what is cached.
+        for i in 0..1000 {
+            c.insert(&format!("t{i}"), entry(&k));
+        }
+        assert!(c.get("once").is_some());
+        assert_eq!(c.len(), 1);
+        // The filter forgets: a token offered again much later waits once more.
+        c.insert("late", entry(&k));
+        for i in 0..1000 {
+            c.insert(&format!("u{i}"), entry(&k));
+        }
+        c.insert("late", entry(&k));
+        assert!(c.get("late").is_none());
+    }
+
     #[test]
     fn remembers_and_keeps_the_key_set() {
         let (k1, k2) = (set(), set());
         let mut c = VerifiedCache::new(2, 7);
-        c.insert("a.b.c", entry(&k1));
+        put(&mut c, "a.b.c", entry(&k1));
         let hit = c.get("a.b.c").unwrap();
         assert!(Arc::ptr_eq(&hit.keys, &k1));
         assert!(
@@ -308,15 +367,15 @@ mod tests {
     fn evicts_oldest_first_and_stays_bounded() {
         let k = set();
         let mut c = VerifiedCache::new(2, 7);
-        c.insert("t1", entry(&k));
-        c.insert("t2", entry(&k));
-        c.insert("t3", entry(&k));
+        put(&mut c, "t1", entry(&k));
+        put(&mut c, "t2", entry(&k));
+        put(&mut c, "t3", entry(&k));
         assert_eq!(c.len(), 2);
         assert!(c.get("t1").is_none());
         assert!(c.get("t3").is_some());
         let mut big = VerifiedCache::new(1000, 7);
         for i in 0..20 {
-            big.insert(&format!("{i}{}", "x".repeat(200_000)), entry(&k));
+            put(&mut big, &format!("{i}{}", "x".repeat(200_000)), entry(&k));
         }
         assert!(big.bytes <= MAX_BYTES);
     }
@@ -340,7 +399,7 @@ mod tests {
         let k = set();
         let mut c = VerifiedCache::new(4, 7);
         let other = format!("{}.{}", "g".repeat(200), "s".repeat(100));
-        c.insert(&base, entry(&k));
+        put(&mut c, &base, entry(&k));
         assert_eq!(c.key(&base), c.key(&other));
         assert!(c.get(&other).is_none());
         assert!(c.get(&base).is_some());
