@@ -7,8 +7,11 @@
 //! an `http(s)://` scheme and a trailing '/', as jwt_verify_lib's CheckAudience.
 
 use crate::config::matcher::StringMatcher;
-use serde_json::{Map, Value};
+use crate::json::{self, Field, JsonError};
+use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Why a claim set was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +49,12 @@ impl fmt::Display for ClaimsError {
 impl std::error::Error for ClaimsError {}
 
 /// Registered claims, typed, plus the whole object for header mapping.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Parsed from a token, the whole object is only built when something asks
+/// for it ([`Claims::object`]: claim headers, authorization, metadata): the
+/// checks need only the registered claims, and building every member was
+/// most of the cost of reading a new token.
+#[derive(Debug, Clone)]
 pub struct Claims {
     /// `iss` ("" when absent, as jwt_verify_lib).
     pub iss: String,
@@ -60,8 +68,32 @@ pub struct Claims {
     pub nbf: u64,
     /// `iat` (0 = absent); parsed, never judged.
     pub iat: u64,
-    /// The full claim set.
-    pub object: Map<String, Value>,
+    /// The full claim set, built on first use from `payload`.
+    object: OnceLock<Map<String, Value>>,
+    /// The payload JSON it was scanned from (empty when built from a `Value`).
+    payload: Box<[u8]>,
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, other: &Claims) -> bool {
+        (
+            &self.iss, &self.sub, &self.aud, self.exp, self.nbf, self.iat,
+        ) == (
+            &other.iss, &other.sub, &other.aud, other.exp, other.nbf, other.iat,
+        ) && self.object() == other.object()
+    }
+}
+
+/// jwt_verify_lib reads JSON numbers as doubles and truncates: `now + 3600.5`
+/// is accepted. Negative or out-of-range values are refused.
+fn uint_number(n: &Number, err: &'static str) -> Result<u64, ClaimsError> {
+    if let Some(u) = n.as_u64() {
+        return Ok(u);
+    }
+    match n.as_f64() {
+        Some(f) if (0.0..1.8e19).contains(&f) => Ok(f as u64),
+        _ => Err(ClaimsError::Malformed(err)),
+    }
 }
 
 fn uint_claim(
@@ -71,17 +103,7 @@ fn uint_claim(
 ) -> Result<u64, ClaimsError> {
     match obj.get(name) {
         None => Ok(0),
-        Some(Value::Number(n)) => {
-            if let Some(u) = n.as_u64() {
-                return Ok(u);
-            }
-            // jwt_verify_lib reads JSON numbers as doubles and truncates: `now + 3600.5`
-            // is accepted. Negative or out-of-range values are refused.
-            match n.as_f64() {
-                Some(f) if (0.0..1.8e19).contains(&f) => Ok(f as u64),
-                _ => Err(ClaimsError::Malformed(err)),
-            }
-        }
+        Some(Value::Number(n)) => uint_number(n, err),
         Some(_) => Err(ClaimsError::Malformed(err)),
     }
 }
@@ -98,15 +120,39 @@ fn string_claim(
     }
 }
 
+const ISS_ERR: &str = "iss is not a string";
+const SUB_ERR: &str = "sub is not a string";
+const JTI_ERR: &str = "jti is not a string";
+const AUD_ERR: &str = "aud is not a string or a list of strings";
+const EXP_ERR: &str = "exp is not a non-negative integer";
+const NBF_ERR: &str = "nbf is not a non-negative integer";
+const IAT_ERR: &str = "iat is not a non-negative integer";
+
+fn scanned_string(f: Option<Field<'_>>, err: &'static str) -> Result<Option<String>, ClaimsError> {
+    match f {
+        None => Ok(None),
+        Some(Field::Str(s)) => Ok(Some(s.into_owned())),
+        Some(_) => Err(ClaimsError::Malformed(err)),
+    }
+}
+
+fn scanned_uint(f: Option<Field<'_>>, err: &'static str) -> Result<u64, ClaimsError> {
+    match f {
+        None => Ok(0),
+        Some(Field::Num(n)) => uint_number(&n, err),
+        Some(_) => Err(ClaimsError::Malformed(err)),
+    }
+}
+
 impl Claims {
     /// Parses an (already strict-JSON-parsed) payload value.
     pub fn from_value(v: Value) -> Result<Claims, ClaimsError> {
         let Value::Object(object) = v else {
             return Err(ClaimsError::Malformed("payload is not a JSON object"));
         };
-        let iss = string_claim(&object, "iss", "iss is not a string")?.unwrap_or_default();
-        let sub = string_claim(&object, "sub", "sub is not a string")?;
-        string_claim(&object, "jti", "jti is not a string")?;
+        let iss = string_claim(&object, "iss", ISS_ERR)?.unwrap_or_default();
+        let sub = string_claim(&object, "sub", SUB_ERR)?;
+        string_claim(&object, "jti", JTI_ERR)?;
         let aud = match object.get("aud") {
             None => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],
@@ -115,24 +161,16 @@ impl Claims {
                 for i in items {
                     match i {
                         Value::String(s) => out.push(s.clone()),
-                        _ => {
-                            return Err(ClaimsError::Malformed(
-                                "aud is not a string or a list of strings",
-                            ))
-                        }
+                        _ => return Err(ClaimsError::Malformed(AUD_ERR)),
                     }
                 }
                 out
             }
-            Some(_) => {
-                return Err(ClaimsError::Malformed(
-                    "aud is not a string or a list of strings",
-                ))
-            }
+            Some(_) => return Err(ClaimsError::Malformed(AUD_ERR)),
         };
-        let exp = uint_claim(&object, "exp", "exp is not a non-negative integer")?;
-        let nbf = uint_claim(&object, "nbf", "nbf is not a non-negative integer")?;
-        let iat = uint_claim(&object, "iat", "iat is not a non-negative integer")?;
+        let exp = uint_claim(&object, "exp", EXP_ERR)?;
+        let nbf = uint_claim(&object, "nbf", NBF_ERR)?;
+        let iat = uint_claim(&object, "iat", IAT_ERR)?;
         Ok(Claims {
             iss,
             sub,
@@ -140,7 +178,53 @@ impl Claims {
             exp,
             nbf,
             iat,
-            object,
+            object: OnceLock::from(object),
+            payload: Box::default(),
+        })
+    }
+
+    /// Parses a token's payload JSON: the same verdicts as
+    /// `json::parse_strict` then [`Claims::from_value`] (a test replays both
+    /// on many documents), without building the object until asked.
+    pub fn from_json(payload: &[u8]) -> Result<Claims, ClaimsError> {
+        let malformed = |_| ClaimsError::Malformed("payload is not strict JSON");
+        let [iss, sub, jti, aud, exp, nbf, iat] = json::scan_object(
+            payload,
+            json::DEFAULT_MAX_DEPTH,
+            ["iss", "sub", "jti", "aud", "exp", "nbf", "iat"],
+        )
+        .map_err(|e| match e {
+            JsonError::NotAnObject => ClaimsError::Malformed("payload is not a JSON object"),
+            other => malformed(other),
+        })?;
+        let iss = scanned_string(iss, ISS_ERR)?.unwrap_or_default();
+        let sub = scanned_string(sub, SUB_ERR)?;
+        scanned_string(jti, JTI_ERR)?;
+        let aud = match aud {
+            None => Vec::new(),
+            Some(Field::Str(s)) => vec![s.into_owned()],
+            Some(Field::StrList(items)) => items.into_iter().map(Cow::into_owned).collect(),
+            Some(_) => return Err(ClaimsError::Malformed(AUD_ERR)),
+        };
+        Ok(Claims {
+            iss,
+            sub,
+            aud,
+            exp: scanned_uint(exp, EXP_ERR)?,
+            nbf: scanned_uint(nbf, NBF_ERR)?,
+            iat: scanned_uint(iat, IAT_ERR)?,
+            object: OnceLock::new(),
+            payload: payload.into(),
+        })
+    }
+
+    /// The whole claim set. Built on first use for claims read from a
+    /// token; that build re-reads what `from_json` already accepted, so it
+    /// cannot fail (were it to, the set would look empty: claims that are
+    /// not there never admit anything).
+    pub fn object(&self) -> &Map<String, Value> {
+        self.object.get_or_init(|| {
+            json::parse_object(&self.payload, json::DEFAULT_MAX_DEPTH).unwrap_or_default()
         })
     }
 
@@ -202,10 +286,21 @@ impl Claims {
         }
     }
 
+    /// A claim's value by dotted path, as [`Claims::get_path`] finds it, but
+    /// `sub` and `iss` (the usual identity headers) come from the typed
+    /// fields, so copying them does not build the whole object.
+    pub fn claim_value(&self, path: &str) -> Option<Value> {
+        match path {
+            "sub" => self.sub.clone().map(Value::String),
+            "iss" if !self.iss.is_empty() => Some(Value::String(self.iss.clone())),
+            _ => self.get_path(path).cloned(),
+        }
+    }
+
     /// A claim by dotted path (`realm.role`); jwt_authn's nested-claim lookup.
     pub fn get_path(&self, path: &str) -> Option<&Value> {
         let mut parts = path.split('.');
-        let mut cur = self.object.get(parts.next()?)?;
+        let mut cur = self.object().get(parts.next()?)?;
         for p in parts {
             cur = cur.as_object()?.get(p)?;
         }
@@ -229,6 +324,102 @@ mod tests {
 
     fn c(v: Value) -> Result<Claims, ClaimsError> {
         Claims::from_value(v)
+    }
+
+    /// The full parse the request path used before `from_json`.
+    fn via_value(doc: &[u8]) -> Option<Claims> {
+        let v = crate::json::parse_strict(doc, crate::json::DEFAULT_MAX_DEPTH).ok()?;
+        Claims::from_value(v).ok()
+    }
+
+    const DOCS: &[&str] = &[
+        r#"{"iss":"i","sub":"s","aud":["a","b"],"exp":10,"nbf":1,"iat":2.0,"x":{"y":[1,{"z":null}]}}"#,
+        r#"{"iss":"i","aud":"a","exp":1.5e9,"scope":"read write","realm":{"role":"admin"}}"#,
+        r#"{"\u0069ss":"escaped name","s\u00fcb":1,"aud":[],"e\"x":true}"#,
+        r#"{"iss":"a\"b\\c\/d\n\u00e9\ud83d\ude00","jti":"j"}"#,
+        r#"{"iss":"i","iss":"j"}"#,
+        r#"{"iss":"i","\u0069ss":"j"}"#,
+        r#"{"a":{"b":1,"b":2}}"#,
+        r#"{"a":[{"b":1},{"b":2}],"c":[[[[[]]]]]}"#,
+        r#"{"iss":1}"#,
+        r#"{"sub":["s"]}"#,
+        r#"{"jti":{}}"#,
+        r#"{"aud":["a",1]}"#,
+        r#"{"aud":["a",["b"]]}"#,
+        r#"{"aud":{"a":1}}"#,
+        r#"{"aud":null}"#,
+        r#"{"exp":-1}"#,
+        r#"{"exp":-0}"#,
+        r#"{"exp":1.8e19}"#,
+        r#"{"exp":1.7e19}"#,
+        r#"{"exp":18446744073709551615}"#,
+        r#"{"exp":18446744073709551616}"#,
+        r#"{"exp":1e400}"#,
+        r#"{"nbf":"1"}"#,
+        r#"{"iat":true}"#,
+        r#"{"exp":0.0000001}"#,
+        r#"{"x":1e400}"#,
+        r#"{"x":01}"#,
+        r#"{"x":"\ud800"}"#,
+        r#"{"x":"\udc00"}"#,
+        r#"{"x":"\ud800\u0041"}"#,
+        r#"{"x":"tab	here"}"#,
+        r#"{"x":1,}"#,
+        r#"{"x":1} "#,
+        " \t\r\n{ \"x\" : [ 1 , 2 ] }\n",
+        r#"{"x":1}x"#,
+        r#"[{"iss":"i"}]"#,
+        r#""iss""#,
+        "7",
+        "",
+        "{",
+        "{}",
+        r#"{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}"#,
+        r#"{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}"#,
+        r#"{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#,
+        r#"{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#,
+    ];
+
+    #[test]
+    fn from_json_agrees_with_the_full_parse() {
+        let mut docs: Vec<Vec<u8>> = DOCS.iter().map(|d| d.as_bytes().to_vec()).collect();
+        docs.push(b"{\"iss\":\"\xff\"}".to_vec());
+        docs.push(b"{\"x\":\"\xc3\xa9\"}".to_vec());
+        docs.push(b"{\"x\":\"\x01\"}".to_vec());
+        // Every document of the list, mutated: each byte dropped, and each
+        // replaced by a character that JSON gives a meaning to.
+        let base = docs.clone();
+        for d in base.iter().take(8) {
+            for i in 0..d.len() {
+                let mut cut = d.clone();
+                cut.remove(i);
+                docs.push(cut);
+                for b in [
+                    b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'1', b'e', b'-', b' ', 0x80,
+                ] {
+                    let mut m = d.clone();
+                    m[i] = b;
+                    docs.push(m);
+                }
+            }
+        }
+        let (mut ok, mut err) = (0, 0);
+        for d in &docs {
+            let fast = Claims::from_json(d).ok();
+            assert_eq!(fast, via_value(d), "{:?}", String::from_utf8_lossy(d));
+            if let Some(c) = fast {
+                ok += 1;
+                for name in ["sub", "iss", "aud", "exp", "x"] {
+                    assert_eq!(c.claim_value(name), c.get_path(name).cloned(), "{name}");
+                }
+                // The lazily built object is the full parse's.
+                let full = crate::json::parse_object(d, crate::json::DEFAULT_MAX_DEPTH).unwrap();
+                assert_eq!(c.object(), &full);
+            } else {
+                err += 1;
+            }
+        }
+        assert!(ok > 100 && err > 1000, "{ok} accepted, {err} refused");
     }
 
     #[test]

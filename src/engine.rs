@@ -22,13 +22,13 @@ use crate::config::{
 use crate::decision::{Decision, Denial, FetchCause, HeaderChanges, Verified};
 use crate::extract::{self, Extracted};
 use crate::headers;
-use crate::json;
 use crate::jwk::{KeyMaterial, KeySet};
 use crate::jws::{JwsError, SignatureBackend, UntrustedJws};
 use crate::memo::{self, Memo};
 use crate::reason::Reason;
 use crate::request::Request;
 use crate::verified_cache::CachedToken;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
@@ -143,15 +143,15 @@ struct Failure {
 
 /// One verified token and what it does to the request on success.
 #[derive(Debug, Clone)]
-struct Success {
+struct Success<'a> {
     provider: ProviderId,
     claims: Arc<Claims>,
     payload_b64: String,
-    location: TokenLocation,
+    location: Cow<'a, TokenLocation>,
 }
 
-enum Outcome {
-    Pass(Vec<Success>),
+enum Outcome<'a> {
+    Pass(Vec<Success<'a>>),
     Fail(Failure),
     Keys(ProviderId, FetchCause),
 }
@@ -219,7 +219,7 @@ pub fn evaluate(
         Outcome::Fail(f) => deny(req, f.reason, f.provider, None),
         Outcome::Pass(successes) => {
             let token_header = match successes.as_slice() {
-                [s] => match (&s.location, config.providers.get(s.provider)) {
+                [s] => match (&*s.location, config.providers.get(s.provider)) {
                     (TokenLocation::Header { name, .. }, Some(p)) => {
                         Some((!p.forward).then(|| name.clone()))
                     }
@@ -327,12 +327,11 @@ fn finish(
                 headers::forward_payload_value(&s.payload_b64, p.pad_forward_payload_header),
             );
         }
-        for (h, v) in headers::claim_headers(&p.claim_to_headers, |c| s.claims.get_path(c).cloned())
-        {
+        for (h, v) in headers::claim_headers(&p.claim_to_headers, |c| s.claims.claim_value(c)) {
             set_header(&mut changes, &h, v);
         }
         if !p.forward {
-            match &s.location {
+            match &*s.location {
                 TokenLocation::Header { name, .. } => {
                     if !changes.remove.contains(name) {
                         changes.remove.push(name.clone());
@@ -495,7 +494,7 @@ struct Flow<'a> {
     /// for (so a token is looked up, and counted, once per request).
     looked_up: RefCell<Option<(&'a str, Option<CachedToken>)>>,
     /// Tokens that verified in this evaluation, for the cache.
-    verified: RefCell<Vec<(String, CachedToken)>>,
+    verified: RefCell<Vec<(Cow<'a, str>, CachedToken)>>,
 }
 
 /// A token check that passed: its provider, the key set and the time window.
@@ -505,14 +504,14 @@ struct Passed {
     window: (u64, u64),
 }
 
-impl Flow<'_> {
-    fn providers(&self, ids: &[ProviderId]) -> Vec<(ProviderId, &Provider)> {
+impl<'a> Flow<'a> {
+    fn providers(&self, ids: &[ProviderId]) -> Vec<(ProviderId, &'a Provider)> {
         ids.iter()
             .filter_map(|id| self.config.providers.get(*id).map(|p| (*id, p)))
             .collect()
     }
 
-    fn requirement(&self, r: &Requirement) -> Outcome {
+    fn requirement(&self, r: &'a Requirement) -> Outcome<'a> {
         match r {
             Requirement::AllowAll => Outcome::Pass(Vec::new()),
             Requirement::Provider { id, audiences } => {
@@ -577,7 +576,7 @@ impl Flow<'_> {
         }
     }
 
-    fn bypass(&self, kind: Bypass, ids: &[ProviderId]) -> Outcome {
+    fn bypass(&self, kind: Bypass, ids: &[ProviderId]) -> Outcome<'a> {
         let tokens = extract::extract(self.req, &self.providers(ids));
         let mut ok = Vec::new();
         for t in tokens.iter().rev() {
@@ -601,10 +600,10 @@ impl Flow<'_> {
     /// audience, then keys and signature.
     fn authenticate(
         &self,
-        t: &Extracted,
+        t: &Extracted<'a>,
         provider: Option<ProviderId>,
         audiences: Option<&[String]>,
-    ) -> Result<Success, Stop> {
+    ) -> Result<Success<'a>, Stop> {
         let fail = |reason: Reason, p: Option<ProviderId>| {
             Stop::Fail(Failure {
                 reason,
@@ -645,9 +644,8 @@ impl Flow<'_> {
 
         let jws = UntrustedJws::parse(&t.token, self.config.max_token_bytes)
             .map_err(|e| fail(jws_reason(&e), provider))?;
-        let value = json::parse_strict(jws.untrusted_payload(), json::DEFAULT_MAX_DEPTH)
-            .map_err(|_| fail(Reason::Malformed, provider))?;
-        let claims = Claims::from_value(value).map_err(|e| fail(claims_reason(&e), provider))?;
+        let claims = Claims::from_json(jws.untrusted_payload())
+            .map_err(|e| fail(claims_reason(&e), provider))?;
         let id = self.select_provider(t, provider, &claims)?;
         self.judge_claims(id, &claims, audiences)?;
 

@@ -9,17 +9,31 @@
 
 use crate::config::{Provider, ProviderId, TokenLocation};
 use crate::request::Request;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A token found in a request, with the providers whose locations it sits in.
+/// Borrowed from the request and the plan where it can be (a header token is
+/// never copied); a decoded query parameter or cookie is owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Extracted {
+pub struct Extracted<'a> {
     /// The raw token text (not yet size-checked or decoded).
-    pub token: String,
+    pub token: Cow<'a, str>,
     /// The location it came from (used to remove it on success).
-    pub location: TokenLocation,
+    pub location: Cow<'a, TokenLocation>,
     /// Providers that configured this location (for the issuer check).
-    pub providers: Vec<ProviderId>,
+    pub providers: Cow<'a, [ProviderId]>,
+}
+
+impl Extracted<'_> {
+    /// The same, owning everything.
+    pub fn into_owned(self) -> Extracted<'static> {
+        Extracted {
+            token: Cow::Owned(self.token.into_owned()),
+            location: Cow::Owned(self.location.into_owned()),
+            providers: Cow::Owned(self.providers.into_owned()),
+        }
+    }
 }
 
 /// base64url alphabet plus '.', as jwt_authn scans for the token start.
@@ -33,10 +47,11 @@ fn is_jwt_char(c: char) -> bool {
 /// request path only reads headers.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    /// (header name, value prefix, providers).
-    headers: Vec<(String, String, Vec<ProviderId>)>,
-    params: Vec<(String, Vec<ProviderId>)>,
-    cookies: Vec<(String, Vec<ProviderId>)>,
+    /// (header name, value prefix, providers, the location they make).
+    headers: Vec<(String, String, Vec<ProviderId>, TokenLocation)>,
+    /// (name, providers, location), likewise.
+    params: Vec<(String, Vec<ProviderId>, TokenLocation)>,
+    cookies: Vec<(String, Vec<ProviderId>, TokenLocation)>,
 }
 
 /// The plan for these providers' locations.
@@ -66,17 +81,30 @@ pub fn plan(providers: &[(ProviderId, &Provider)]) -> Plan {
             .into_iter()
             .map(|((key, name), ids)| {
                 let prefix = key.get(name.len()..).unwrap_or("").to_string();
-                (name, prefix, ids)
+                let location = TokenLocation::Header {
+                    name: name.clone(),
+                    value_prefix: prefix.clone(),
+                };
+                (name, prefix, ids, location)
             })
             .collect(),
-        params: params.into_iter().collect(),
-        cookies: cookies.into_iter().collect(),
+        params: params
+            .into_iter()
+            .map(|(n, ids)| (n.clone(), ids, TokenLocation::Param(n)))
+            .collect(),
+        cookies: cookies
+            .into_iter()
+            .map(|(n, ids)| (n.clone(), ids, TokenLocation::Cookie(n)))
+            .collect(),
     }
 }
 
 /// Extracts every token the given providers' locations find, in jwt_authn's order.
-pub fn extract(req: &Request, providers: &[(ProviderId, &Provider)]) -> Vec<Extracted> {
+pub fn extract(req: &Request, providers: &[(ProviderId, &Provider)]) -> Vec<Extracted<'static>> {
     extract_with(req, &plan(providers))
+        .into_iter()
+        .map(Extracted::into_owned)
+        .collect()
 }
 
 /// The token in one header value for a location's `value_prefix`: the whole
@@ -102,38 +130,35 @@ fn header_token<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Extracts every token a prepared plan finds.
-pub fn extract_with(req: &Request, plan: &Plan) -> Vec<Extracted> {
+pub fn extract_with<'a>(req: &'a Request, plan: &'a Plan) -> Vec<Extracted<'a>> {
     let mut out = Vec::new();
-    for (name, prefix, ids) in &plan.headers {
+    for (name, prefix, ids, location) in &plan.headers {
         for value in req.header_all(name) {
             let Some(token) = header_token(value, prefix) else {
                 continue;
             };
             out.push(Extracted {
-                token: token.to_string(),
-                location: TokenLocation::Header {
-                    name: name.clone(),
-                    value_prefix: prefix.clone(),
-                },
-                providers: ids.clone(),
+                token: Cow::Borrowed(token),
+                location: Cow::Borrowed(location),
+                providers: Cow::Borrowed(ids),
             });
         }
     }
-    for (name, ids) in &plan.params {
+    for (name, ids, location) in &plan.params {
         if let Some(v) = req.query_param(name) {
             out.push(Extracted {
-                token: v,
-                location: TokenLocation::Param(name.clone()),
-                providers: ids.clone(),
+                token: Cow::Owned(v),
+                location: Cow::Borrowed(location),
+                providers: Cow::Borrowed(ids),
             });
         }
     }
-    for (name, ids) in &plan.cookies {
+    for (name, ids, location) in &plan.cookies {
         if let Some(v) = req.cookie(name) {
             out.push(Extracted {
-                token: v,
-                location: TokenLocation::Cookie(name.clone()),
-                providers: ids.clone(),
+                token: Cow::Owned(v),
+                location: Cow::Borrowed(location),
+                providers: Cow::Borrowed(ids),
             });
         }
     }
@@ -151,15 +176,15 @@ pub fn sole_header_token<'r>(req: &'r Request, plan: &Plan) -> Option<(&'r str, 
         && plan
             .params
             .iter()
-            .any(|(n, _)| req.query_param(n).is_some())
+            .any(|(n, ..)| req.query_param(n).is_some())
     {
         return None;
     }
-    if !plan.cookies.is_empty() && plan.cookies.iter().any(|(n, _)| req.cookie(n).is_some()) {
+    if !plan.cookies.is_empty() && plan.cookies.iter().any(|(n, ..)| req.cookie(n).is_some()) {
         return None;
     }
     let mut found = None;
-    for (i, (name, prefix, _)) in plan.headers.iter().enumerate() {
+    for (i, (name, prefix, ..)) in plan.headers.iter().enumerate() {
         for value in req.header_all(name) {
             if let Some(token) = header_token(value, prefix) {
                 if found.is_some() {

@@ -10,6 +10,7 @@
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
@@ -186,6 +187,332 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
             map.insert(key, value);
         }
         Ok(Value::Object(map))
+    }
+}
+
+/// A top-level member's value as [`scan_object`] hands it over: strings
+/// borrowed from the input where they have no escapes, nothing else built.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field<'a> {
+    /// A string.
+    Str(Cow<'a, str>),
+    /// A number, as serde_json reads it.
+    Num(Number),
+    /// An array whose elements are all strings (possibly none).
+    StrList(Vec<Cow<'a, str>>),
+    /// Anything else: `true`, `false`, `null`, an object, a mixed array.
+    Other,
+}
+
+/// Checks a document exactly as [`parse_object`] does (serde_json's lexer,
+/// duplicate names at any depth, the depth limit, an object at the top)
+/// without building it, and returns the values of the `wanted` top-level
+/// members (by index in `wanted`). For the request path: a token's header
+/// and claims are judged on a few members, and building the whole `Value`
+/// (a map node and a string per member) was most of the cost of a new token.
+/// Errors are those of [`parse_object`] in kind, not always in wording: a
+/// caller that reports them re-parses with it.
+pub fn scan_object<'a, const N: usize>(
+    bytes: &'a [u8],
+    max_depth: usize,
+    wanted: [&str; N],
+) -> Result<[Option<Field<'a>>; N], JsonError> {
+    let failure = Cell::new(None);
+    let seed = Top {
+        scan: Scan {
+            failure: &failure,
+            max_depth,
+            depth: 0,
+        },
+        wanted,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result = seed
+        .deserialize(&mut de)
+        .and_then(|fields| de.end().map(|()| fields));
+    match result {
+        Ok(Some(fields)) => Ok(fields),
+        Ok(None) => Err(JsonError::NotAnObject),
+        Err(err) => Err(match failure.take() {
+            Some(found) => found,
+            None => classify(&err),
+        }),
+    }
+}
+
+/// Depth and duplicate bookkeeping shared by the scanning seeds (as
+/// [`StrictSeed`] does it: the same limits, checked at the same places).
+#[derive(Clone, Copy)]
+struct Scan<'s> {
+    failure: &'s Cell<Option<JsonError>>,
+    max_depth: usize,
+    depth: usize,
+}
+
+impl Scan<'_> {
+    fn fail<E: de::Error>(&self, err: JsonError) -> E {
+        self.failure.set(Some(err));
+        E::custom("strict json check failed")
+    }
+
+    fn enter<E: de::Error>(self) -> Result<Self, E> {
+        let depth = self.depth.saturating_add(1);
+        if depth > self.max_depth {
+            return Err(self.fail(JsonError::TooDeep));
+        }
+        Ok(Self { depth, ..self })
+    }
+
+    /// Walks a map's members with `value` for each, refusing repeated names.
+    fn members<'de, A: MapAccess<'de>>(
+        self,
+        access: &mut A,
+        mut value: impl FnMut(&mut A, &str) -> Result<(), A::Error>,
+    ) -> Result<(), A::Error> {
+        let mut names: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(key) = access.next_key_seed(Name)? {
+            if names.iter().any(|n| *n == key) {
+                return Err(self.fail(JsonError::DuplicateKey(truncate(&key, MAX_REPORTED_NAME))));
+            }
+            value(access, &key)?;
+            names.push(key);
+        }
+        Ok(())
+    }
+}
+
+/// A member name, borrowed unless it has escapes.
+struct Name;
+
+impl<'de> DeserializeSeed<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Checks a value and forgets it.
+impl<'de> DeserializeSeed<'de> for Scan<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Scan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        number_f64(v).map(|_| ())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = self.enter()?;
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        let inner = self.enter()?;
+        self.members(&mut access, |a, _| a.next_value_seed(inner))
+    }
+}
+
+/// A finite number (serde_json never yields another; `StrictSeed` refuses it too).
+fn number_f64<E: de::Error>(v: f64) -> Result<Number, E> {
+    Number::from_f64(v).ok_or_else(|| E::custom("non-finite number"))
+}
+
+/// A wanted member's value.
+struct FieldSeed<'s>(Scan<'s>);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Field<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Field<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Field::Num(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Field::Num(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        number_f64(v).map(Field::Num)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let inner = self.0.enter()?;
+        let mut strings = Some(Vec::new());
+        while let Some(item) = seq.next_element_seed(Element(inner))? {
+            match (item, &mut strings) {
+                (Some(s), Some(list)) => list.push(s),
+                _ => strings = None,
+            }
+        }
+        Ok(strings.map_or(Field::Other, Field::StrList))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_map(access).map(|()| Field::Other)
+    }
+}
+
+/// An array element: the string, or `None` for any other (checked) value.
+struct Element<'s>(Scan<'s>);
+
+impl<'de> DeserializeSeed<'de> for Element<'_> {
+    type Value = Option<Cow<'de, str>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match FieldSeed(self.0).deserialize(d)? {
+            Field::Str(s) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The top-level value: an object whose wanted members are kept (`None`
+/// when the document is not an object).
+struct Top<'s, 'w, const N: usize> {
+    scan: Scan<'s>,
+    wanted: [&'w str; N],
+}
+
+impl<'de, const N: usize> DeserializeSeed<'de> for Top<'_, '_, N> {
+    type Value = Option<[Option<Field<'de>>; N]>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for Top<'_, '_, N> {
+    type Value = Option<[Option<Field<'de>>; N]>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        number_f64(v).map(|_| None)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.scan.visit_seq(seq).map(|()| None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let inner = self.scan.enter()?;
+        let mut fields: [Option<Field<'de>>; N] = std::array::from_fn(|_| None);
+        let wanted = self.wanted;
+        self.scan.members(&mut access, |a, name| {
+            match wanted.iter().position(|w| *w == name) {
+                Some(i) => {
+                    let v = a.next_value_seed(FieldSeed(inner))?;
+                    if let Some(slot) = fields.get_mut(i) {
+                        *slot = Some(v);
+                    }
+                }
+                None => a.next_value_seed(inner)?,
+            }
+            Ok(())
+        })?;
+        Ok(Some(fields))
     }
 }
 

@@ -19,13 +19,14 @@
 use crate::alg::Alg;
 use crate::b64;
 use crate::ecdsa_ext::{Es384, Es512};
-use crate::json::{self, JsonError};
+use crate::json::{self, Field, JsonError};
 use crate::jwk::{KeyMaterial, KeySet, Material};
 use crate::rsa_verify::HashAlg;
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Longest `alg` value copied into [`JwsError::AlgNotAllowed`].
 const MAX_REPORTED_ALG: usize = 32;
@@ -99,7 +100,9 @@ impl std::error::Error for JwsError {}
 #[derive(Clone, Debug)]
 pub struct UntrustedJws {
     header: JoseHeader,
-    header_json: Map<String, Value>,
+    /// The protected header JSON; as a map only when asked for.
+    header_bytes: Vec<u8>,
+    header_json: OnceLock<Map<String, Value>>,
     /// `header_b64 || "." || payload_b64`, the bytes the signature covers.
     signing_input: Vec<u8>,
     payload: Vec<u8>,
@@ -129,9 +132,16 @@ impl UntrustedJws {
         }
         let header_bytes = b64::decode_strict(header_b64)
             .map_err(|_| JwsError::Malformed("bad base64 in header"))?;
-        let header_json = json::parse_object(&header_bytes, json::DEFAULT_MAX_DEPTH)
-            .map_err(|e| JwsError::Malformed(header_json_error(&e)))?;
-        let header = parse_header(&header_json)?;
+        // The members key selection needs, without building the map; an
+        // error is reported as the full parse words it.
+        let header = match json::scan_object(&header_bytes, json::DEFAULT_MAX_DEPTH, HEADER_MEMBERS)
+        {
+            Ok(fields) => header_from_fields(fields)?,
+            Err(_) => match json::parse_object(&header_bytes, json::DEFAULT_MAX_DEPTH) {
+                Ok(map) => parse_header(&map)?,
+                Err(e) => return Err(JwsError::Malformed(header_json_error(&e))),
+            },
+        };
         // Checked after the header so that `alg: none` tokens (empty
         // signature) are reported as such.
         if payload_b64.is_empty() || signature_b64.is_empty() {
@@ -149,7 +159,8 @@ impl UntrustedJws {
             .to_vec();
         Ok(UntrustedJws {
             header,
-            header_json,
+            header_bytes,
+            header_json: OnceLock::new(),
             signing_input,
             payload,
             signature,
@@ -171,7 +182,10 @@ impl UntrustedJws {
     /// The whole protected header (e.g. for `header_in_metadata`). It is
     /// covered by the signature, so trust it only after `verify` succeeded.
     pub fn header_json(&self) -> &Map<String, Value> {
-        &self.header_json
+        // It parsed once already (scanned), so this cannot fail.
+        self.header_json.get_or_init(|| {
+            json::parse_object(&self.header_bytes, json::DEFAULT_MAX_DEPTH).unwrap_or_default()
+        })
     }
 
     /// Key selection like jwt_verify_lib: a key is a candidate when (token
@@ -261,6 +275,38 @@ fn optional_string(
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(JwsError::Malformed(err)),
     }
+}
+
+/// The header members [`header_from_fields`] judges, in its order.
+const HEADER_MEMBERS: [&str; 5] = ["alg", "crit", "kid", "typ", "cty"];
+
+/// [`parse_header`] on scanned members (same checks, same order).
+fn header_from_fields(fields: [Option<Field<'_>>; 5]) -> Result<JoseHeader, JwsError> {
+    let [alg, crit, kid, typ, cty] = fields;
+    let alg = match alg {
+        Some(Field::Str(name)) => Alg::from_name(&name).ok_or_else(|| {
+            JwsError::AlgNotAllowed(name.chars().take(MAX_REPORTED_ALG).collect())
+        })?,
+        _ => return Err(JwsError::AlgNotAllowed(String::new())),
+    };
+    if crit.is_some() {
+        return Err(JwsError::CritUnsupported);
+    }
+    let string = |f: Option<Field<'_>>, err: &'static str| match f {
+        None => Ok(None),
+        Some(Field::Str(s)) => Ok(Some(s.into_owned())),
+        Some(_) => Err(JwsError::Malformed(err)),
+    };
+    let kid = string(kid, "kid is not a string")?;
+    let typ = string(typ, "typ is not a string")?;
+    let cty = string(cty, "cty is not a string")?;
+    if cty
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("JWT"))
+    {
+        return Err(JwsError::NestedJwt);
+    }
+    Ok(JoseHeader { alg, kid, typ, cty })
 }
 
 fn parse_header(header: &Map<String, Value>) -> Result<JoseHeader, JwsError> {
@@ -354,6 +400,32 @@ fn run<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], signature: 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 mod tests {
+    #[test]
+    fn scanned_header_is_judged_like_the_parsed_one() {
+        let docs = [
+            r#"{"alg":"RS256","kid":"k","typ":"JWT"}"#,
+            r#"{"alg":"ES256","cty":"jwt"}"#,
+            r#"{"alg":"ES256","cty":"text"}"#,
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"HS999999999999999999999999999999999999999"}"#,
+            r#"{"alg":1}"#,
+            r#"{"kid":"k"}"#,
+            r#"{"alg":"RS256","crit":["exp"]}"#,
+            r#"{"alg":"RS256","crit":null}"#,
+            r#"{"alg":"RS256","kid":1}"#,
+            r#"{"alg":"RS256","typ":{}}"#,
+            r#"{"alg":"RS256","cty":[]}"#,
+            r#"{"\u0061lg":"RS256","x":{"y":[1,2]}}"#,
+            r#"{"alg":"RS256","jwk":{"kty":"RSA"},"x5c":["a"]}"#,
+        ];
+        for d in docs {
+            let fields =
+                json::scan_object(d.as_bytes(), json::DEFAULT_MAX_DEPTH, HEADER_MEMBERS).unwrap();
+            let map = json::parse_object(d.as_bytes(), json::DEFAULT_MAX_DEPTH).unwrap();
+            assert_eq!(header_from_fields(fields), parse_header(&map), "{d}");
+        }
+    }
+
     use super::*;
     use crate::jwk::{parse_key_set, JwksOptions};
     use jwt_compact::alg::Rsa;

@@ -56,12 +56,12 @@ fn publish_identity(config: &Config, verified: &[Verified]) {
             continue;
         };
         if let Some(name) = &p.payload_in_metadata {
-            let json = serde_json::Value::Object(v.claims.object.clone()).to_string();
+            let json = serde_json::Value::Object(v.claims.object().clone()).to_string();
             let _ = hostcalls::set_property(vec![name.as_str()], Some(json.as_bytes()));
         }
-        for (prop, value) in jwt_authn::headers::claim_headers(&p.claim_to_filter_state, |c| {
-            v.claims.get_path(c).cloned()
-        }) {
+        for (prop, value) in
+            jwt_authn::headers::claim_headers(&p.claim_to_filter_state, |c| v.claims.claim_value(c))
+        {
             let _ = hostcalls::set_property(vec![prop.as_str()], Some(value.as_bytes()));
         }
     }

@@ -499,7 +499,27 @@ fn request(method: &str, path: &str, extra: &[(&str, &str)]) -> Request {
 /// taken from the first byte, checked against serde_json.
 pub fn json(data: &[u8]) {
     let depth = data.first().map_or(0, |b| usize::from(*b) % 140);
+    // Oracle: the scanner the request path uses agrees with the full parse.
+    let full = json::parse_strict(data, json::DEFAULT_MAX_DEPTH);
+    let claims = jwt_authn::claims::Claims::from_json(data);
+    let via_value = full
+        .clone()
+        .map_err(|_| ())
+        .and_then(|v| jwt_authn::claims::Claims::from_value(v).map_err(|_| ()));
+    assert_eq!(claims.ok(), via_value.ok(), "Claims::from_json disagrees");
     for max_depth in [json::DEFAULT_MAX_DEPTH, depth] {
+        let scanned = json::scan_object(data, max_depth, ["iss", "aud", "exp"]);
+        let parsed = json::parse_object(data, max_depth);
+        assert_eq!(
+            scanned.as_ref().map(|_| ()).map_err(std::mem::discriminant),
+            parsed.as_ref().map(|_| ()).map_err(std::mem::discriminant),
+            "scan_object and parse_object disagree"
+        );
+        if let (Ok(fields), Ok(map)) = (&scanned, &parsed) {
+            for (field, name) in fields.iter().zip(["iss", "aud", "exp"]) {
+                assert_eq!(field.is_some(), map.contains_key(name));
+            }
+        }
         match json::parse_strict(data, max_depth) {
             Ok(v) => {
                 // Oracle: strict is a subset of serde_json, with the same value.

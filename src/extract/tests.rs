@@ -12,7 +12,10 @@ fn cfg(provider: serde_json::Value) -> Config {
 fn tokens(c: &Config, method_path: &str, headers: &[(&str, &str)]) -> Vec<String> {
     let req = request("GET", method_path, headers);
     let ps: Vec<_> = c.providers.iter().enumerate().collect();
-    extract(&req, &ps).into_iter().map(|e| e.token).collect()
+    extract(&req, &ps)
+        .into_iter()
+        .map(|e| e.token.into_owned())
+        .collect()
 }
 
 #[test]
