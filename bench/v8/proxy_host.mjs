@@ -40,6 +40,7 @@ const dec = new TextDecoder();
 // Shared between the VMs of this process, as Envoy's shared data is per proxy.
 const sharedData = new Map(); // key -> {value: Uint8Array, cas: number}
 let casCounter = 1;
+const keyObjects = new Map();
 
 /** One VM: an instance of a module with its own host-side state. */
 class Vm {
@@ -159,8 +160,9 @@ class Vm {
         return OK;
       },
       proxy_send_local_response(status) { vm.replies++; vm.lastReply = status; return OK; },
-      proxy_define_metric(_type, _np, _nl, out) {
+      proxy_define_metric(_type, np, nl, out) {
         vm.metrics.push(0);
+        (vm.metricNames ??= []).push(vm.str(np, nl));
         vm.dv().setUint32(out, vm.metrics.length - 1, true);
         return OK;
       },
@@ -196,7 +198,11 @@ class Vm {
         let ok = false;
         try {
           const hash = dec.decode(a[1] ?? new Uint8Array(0));
-          const key = crypto.createPublicKey({ key: Buffer.from(a[2]), format: "der", type: "spki" });
+          // Parsed once per key here (Envoy parses the DER on every call).
+          const der = Buffer.from(a[2]);
+          const id = der.toString("base64");
+          let key = keyObjects.get(id);
+          if (!key) keyObjects.set(id, (key = crypto.createPublicKey({ key: der, format: "der", type: "spki" })));
           ok = crypto.verify(hash, a[4] ?? Buffer.alloc(0), key, a[3] ?? Buffer.alloc(0));
         } catch (e) {
           if (!quiet) console.error(`verify_signature: ${e.message}`);
@@ -320,5 +326,12 @@ for (const [name, xs] of Object.entries(results)) {
   out[name] = { median_ns: Math.round(median(xs)), min_ns: Math.round(Math.min(...xs)) };
   console.log(`${name.padEnd(8)} ${out[name].median_ns} ns/request median (min ${out[name].min_ns}) over ${rounds} x ${requests}`);
 }
-for (const vm of vms) if (!quiet) console.log(`${vm.name}: verify_signature calls ${vm.foreignCalls ?? 0}`);
+for (const vm of vms) {
+  if (quiet) continue;
+  const counters = (vm.metricNames ?? [])
+    .map((n, i) => [n.replace(/^jwt_authn_wasm\./, ""), vm.metrics[i]])
+    .filter(([n, v]) => v && /token_cache|signature_verifications|requests\./.test(n))
+    .map(([n, v]) => `${n}=${v}`);
+  console.log(`${vm.name}: verify_signature calls ${vm.foreignCalls ?? 0}; ${counters.join(" ")}`);
+}
 if (out.module && out.noop) console.log(`module - noop: ${out.module.median_ns - out.noop.median_ns} ns/request`);
