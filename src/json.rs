@@ -271,7 +271,7 @@ impl Scan<'_> {
     ) -> Result<(), A::Error> {
         let mut names: Vec<Cow<'de, str>> = Vec::new();
         while let Some(key) = access.next_key_seed(Name)? {
-            if names.iter().any(|n| *n == key) {
+            if names.contains(&key) {
                 return Err(self.fail(JsonError::DuplicateKey(truncate(&key, MAX_REPORTED_NAME))));
             }
             value(access, &key)?;
