@@ -176,6 +176,17 @@ pub fn insert(value: Option<&[u8]>, new: Entry, now: u64) -> Vec<u8> {
     out
 }
 
+/// The bucket value after adding every entry of `other` (a bucket of the
+/// same format, e.g. one a VM kept in its own memory) to `value`, by
+/// [`insert`]'s rules.
+pub fn merge(value: Option<&[u8]>, other: &[u8], now: u64) -> Vec<u8> {
+    let mut out: Option<Vec<u8>> = None;
+    for e in decode_bucket(Some(other)) {
+        out = Some(insert(out.as_deref().or(value), e, now));
+    }
+    out.unwrap_or_else(|| value.map(<[u8]>::to_vec).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,20 @@ extern "C" {
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
     ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_call_foreign_function(
         function_name_data: *const u8,
         function_name_size: usize,
@@ -129,14 +143,42 @@ pub fn call_response_body(max: usize) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Shared data read: (value, cas).
+/// Shared data read: (value, cas); `(None, None)` when the key is absent or
+/// the host answers anything but Ok (the SDK's wrapper panics on an
+/// unexpected status).
 pub fn shared_get(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-    hostcalls::get_shared_data(key).unwrap_or((None, None))
+    let mut cas: u32 = 0;
+    // SAFETY: a live slice and a live u32 for the call; the ABI's
+    // out-pointer contract, as `host_bytes` requires.
+    let value = unsafe {
+        host_bytes(|data, size| {
+            proxy_get_shared_data(key.as_ptr(), key.len(), data, size, &mut cas)
+        })
+    };
+    match value {
+        Some(v) => (Some(v), Some(cas)),
+        None => (None, None),
+    }
 }
 
-/// Shared data write; `Err(CasMismatch)` when someone else wrote first.
+/// Shared data write (`cas` None: unconditional); `Err(CasMismatch)` when
+/// someone else wrote first, `Err(InternalFailure)` for any other refusal.
 pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
-    hostcalls::set_shared_data(key, Some(value), cas)
+    // SAFETY: live slices for the call.
+    let status = unsafe {
+        proxy_set_shared_data(
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+            cas.unwrap_or(0),
+        )
+    };
+    match status {
+        0 => Ok(()),
+        s if s == Status::CasMismatch as u32 => Err(Status::CasMismatch),
+        _ => Err(Status::InternalFailure),
+    }
 }
 
 /// A random u64 from the host's WASI `random_get` (falls back to the clock).

@@ -53,7 +53,10 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         {
-            let Shared { keys, metrics, .. } = &mut *shared;
+            let Shared {
+                keys, metrics, me, ..
+            } = &mut *shared;
+            keys.note_serving(*me, now_ms, metrics);
             keys.reload_missing(now_ms, metrics);
         }
         let decision = engine::evaluate(&config, &req, &shared.keys.at(now_ms), &ctx);

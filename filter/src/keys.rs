@@ -9,6 +9,7 @@
 use crate::host;
 use crate::metrics::{self, Metrics};
 use jwt_authn::alg::Alg;
+use jwt_authn::cache_placement::{self, Home, LocalBuckets, Move, Placement};
 use jwt_authn::config::{Config, HttpTarget, KeySource, ProviderId, RemoteJwks, RemoteTarget};
 use jwt_authn::engine::{KeyStore, RemoteKeys};
 use jwt_authn::host_crypto::{self, HostCheck};
@@ -55,7 +56,9 @@ pub struct RemoteProvider {
     stale_logged: bool,
 }
 
-/// The proxy-wide verified-token cache (see `jwt_authn::shared_token_cache`).
+/// The proxy-wide verified-token cache (see `jwt_authn::shared_token_cache`),
+/// in shared data or, while this VM serves its configuration alone, in
+/// this VM's memory (see `jwt_authn::cache_placement`).
 #[derive(Debug)]
 struct SharedTokens {
     /// Shared-data key prefix, specific to this plugin configuration.
@@ -64,6 +67,23 @@ struct SharedTokens {
     /// Drawn by the first VM and adopted by every other one; `None` (cache
     /// off) until known.
     secret: Cell<Option<[u8; 16]>>,
+    /// Shared-data key of the roster of VMs serving this configuration.
+    roster_key: String,
+    placement: RefCell<Placement>,
+    /// The buckets while `placement` says `Local`.
+    local: RefCell<LocalBuckets>,
+    /// This VM has served a request, so it is on the roster. Envoy's
+    /// main-thread VM and its configuration canary never serve one, and must
+    /// not count as workers.
+    serving: Cell<bool>,
+}
+
+impl SharedTokens {
+    fn home(&self) -> Home {
+        self.placement
+            .try_borrow()
+            .map_or(Home::Shared, |p| p.home())
+    }
 }
 
 /// Counts gathered on the request path and flushed to Envoy on each tick, so
@@ -121,6 +141,19 @@ fn bucket_key(prefix: &str, bucket: usize) -> String {
         key.push(char::from(*d));
     }
     key
+}
+
+/// Merges a bucket this VM kept into the shared one (CAS, a few tries: a
+/// lost bucket only costs verifications, never a verdict).
+fn publish_bucket(key: &str, held: &[u8], now: u64) {
+    for _ in 0..4 {
+        let (value, cas) = host::shared_get(key);
+        let merged = shared_cache::merge(value.as_deref(), held, now);
+        match host::shared_set(key, &merged, cas) {
+            Err(Status::CasMismatch) => continue,
+            _ => return,
+        }
+    }
 }
 
 /// FNV-1a, to give shared-data keys a stable, config-dependent name.
@@ -201,6 +234,10 @@ impl Keys {
             prefix: format!("jwt_authn_wasm.v1.{config_hash:016x}.tc."),
             buckets: shared_cache::bucket_count(config.shared_token_cache_size),
             secret: Cell::new(None),
+            roster_key: format!("jwt_authn_wasm.v1.{config_hash:016x}.vms"),
+            placement: RefCell::new(Placement::new()),
+            local: RefCell::new(LocalBuckets::new(0)),
+            serving: Cell::new(false),
         });
         Keys {
             providers,
@@ -232,6 +269,72 @@ impl Keys {
         shared.secret.set(secret);
     }
 
+    /// Puts this VM on the roster when it serves its first request (see
+    /// `SharedTokens::serving`); one flag test per request after that.
+    pub fn note_serving(&self, me: u64, now_ms: u64, metrics: &Metrics) {
+        if let Some(shared) = &self.shared {
+            if !shared.serving.replace(true) {
+                self.place_shared_cache(me, now_ms, metrics);
+            }
+        }
+    }
+
+    /// Says on the roster that this VM (`me`) is alive, and moves the
+    /// verified-token cache between shared data and this VM's memory when
+    /// the roster says so (see `jwt_authn::cache_placement`). Called on
+    /// every tick once the VM serves requests.
+    pub fn place_shared_cache(&self, me: u64, now_ms: u64, metrics: &Metrics) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if !shared.serving.get() {
+            return;
+        }
+        // Unknown (the roster could not be written) counts as "not alone".
+        let mut others = true;
+        for _ in 0..8 {
+            let (value, cas) = host::shared_get(&shared.roster_key);
+            let next = cache_placement::refresh(value.as_deref(), me, now_ms);
+            match host::shared_set(&shared.roster_key, &next, cas) {
+                Ok(()) => {
+                    others = cache_placement::others_alive(Some(&next), me, now_ms);
+                    break;
+                }
+                Err(Status::CasMismatch) => continue,
+                Err(_) => break,
+            }
+        }
+        let Ok(mut placement) = shared.placement.try_borrow_mut() else {
+            return;
+        };
+        let Ok(mut local) = shared.local.try_borrow_mut() else {
+            return;
+        };
+        match placement.observe(others, now_ms) {
+            Some(Move::ToLocal) => {
+                *local = LocalBuckets::new(shared.buckets);
+                log::info!(
+                    "token cache: no other VM serves this configuration; verdicts stay in this VM's memory"
+                );
+            }
+            Some(Move::ToShared) => {
+                let held = local.take_all();
+                let n = held.len();
+                for (bucket, bytes) in held {
+                    publish_bucket(&bucket_key(&shared.prefix, bucket), &bytes, now_ms / 1000);
+                }
+                log::info!(
+                    "token cache: another VM serves this configuration; verdicts move to shared data ({n} buckets published)"
+                );
+            }
+            None => {}
+        }
+        metrics::set(
+            metrics.cache().in_vm_memory,
+            u64::from(placement.home() == Home::Local),
+        );
+    }
+
     /// Publishes the request-path counts gathered since the last tick.
     pub fn flush_counts(&self, metrics: &Metrics) {
         let c = &self.counts;
@@ -256,24 +359,23 @@ impl Keys {
         self.provider(id).map_or(0, |p| p.keys_fp)
     }
 
-    /// The shared-data key and entry that stand for (token, provider, keys).
+    /// The cache, the bucket and the entry that stand for (token, provider, keys).
     fn shared_entry(
         &self,
         token: &str,
         id: ProviderId,
         exp: u64,
-    ) -> Option<(String, shared_cache::Entry)> {
+    ) -> Option<(&SharedTokens, usize, shared_cache::Entry)> {
         let shared = self.shared.as_ref()?;
         let secret = shared.secret.get()?;
         let digest = TokenDigest::of(&secret, token);
-        let key = bucket_key(&shared.prefix, digest.bucket(shared.buckets));
         let entry = shared_cache::Entry {
             digest,
             provider: u16::try_from(id).ok()?,
             fingerprint: self.fingerprint(id),
             exp: shared_cache::expiry(exp),
         };
-        Some((key, entry))
+        Some((shared, digest.bucket(shared.buckets), entry))
     }
 
     /// The provider's view, if it is remote.
@@ -646,9 +748,10 @@ pub struct KeysAt<'a> {
 /// A shared-cache miss awaiting its verdict.
 struct Pending {
     token: (usize, usize),
-    key: String,
+    bucket: usize,
     entry: shared_cache::Entry,
-    bucket: Option<Vec<u8>>,
+    /// In shared data: the bucket's key and the value read.
+    read: Option<(String, Option<Vec<u8>>)>,
 }
 
 /// Identity of a token text during one evaluation (the engine passes the same slice).
@@ -685,12 +788,26 @@ impl KeyStore for KeysAt<'_> {
     }
 
     fn signature_known_good(&self, token: &str, id: ProviderId) -> bool {
-        let Some((key, want)) = self.keys.shared_entry(token, id, 0) else {
+        let Some((shared, bucket, want)) = self.keys.shared_entry(token, id, 0) else {
             bump(&self.keys.counts.miss);
             return false;
         };
-        let (bucket, _) = host::shared_get(&key);
-        let hit = shared_cache::lookup(bucket.as_deref(), &want, self.now / 1000);
+        let now = self.now / 1000;
+        let (hit, read) = match shared.home() {
+            Home::Local => {
+                let hit = shared
+                    .local
+                    .try_borrow()
+                    .is_ok_and(|l| shared_cache::lookup(l.get(bucket), &want, now));
+                (hit, None)
+            }
+            Home::Shared => {
+                let key = bucket_key(&shared.prefix, bucket);
+                let (value, _) = host::shared_get(&key);
+                let hit = shared_cache::lookup(value.as_deref(), &want, now);
+                (hit, Some((key, value)))
+            }
+        };
         if hit {
             bump(&self.keys.counts.shared_hit);
         } else {
@@ -698,9 +815,9 @@ impl KeyStore for KeysAt<'_> {
             if let Ok(mut p) = self.pending.try_borrow_mut() {
                 *p = Some(Pending {
                     token: text_id(token),
-                    key,
-                    entry: want,
                     bucket,
+                    entry: want,
+                    read,
                 });
             }
         }
@@ -717,23 +834,40 @@ impl KeyStore for KeysAt<'_> {
         if !ok {
             return;
         }
-        let (key, entry, bucket) = match pending {
+        let Some(shared) = self.keys.shared.as_ref() else {
+            return;
+        };
+        // The digest and bucket the lookup computed for this very token (no
+        // second digest), with the entry's expiry now known.
+        let (bucket, entry, read) = match pending {
             Some(p) if p.token == text_id(token) && usize::from(p.entry.provider) == id => {
                 let exp = shared_cache::expiry(exp);
-                (p.key, shared_cache::Entry { exp, ..p.entry }, p.bucket)
+                (p.bucket, shared_cache::Entry { exp, ..p.entry }, p.read)
             }
             _ => match self.keys.shared_entry(token, id, exp) {
-                Some((key, entry)) => {
-                    let (bucket, _) = host::shared_get(&key);
-                    (key, entry, bucket)
-                }
+                Some((_, bucket, entry)) => (bucket, entry, None),
                 None => return,
             },
         };
-        // Read-modify-write without CAS: a lost race only drops an entry
-        // (one more verification somewhere), never admits a token.
-        let value = shared_cache::insert(bucket.as_deref(), entry, self.now / 1000);
-        let _ = host::shared_set(&key, &value, None);
+        let now = self.now / 1000;
+        match shared.home() {
+            Home::Local => {
+                if let Ok(mut l) = shared.local.try_borrow_mut() {
+                    l.insert(bucket, entry, now);
+                }
+            }
+            Home::Shared => {
+                let (key, value) = read.unwrap_or_else(|| {
+                    let key = bucket_key(&shared.prefix, bucket);
+                    let (value, _) = host::shared_get(&key);
+                    (key, value)
+                });
+                // Read-modify-write without CAS: a lost race only drops an entry
+                // (one more verification somewhere), never admits a token.
+                let value = shared_cache::insert(value.as_deref(), entry, now);
+                let _ = host::shared_set(&key, &value, None);
+            }
+        }
     }
 
     fn host_verify(&self, alg: Alg, key: &KeyMaterial, input: &[u8], sig: &[u8]) -> Option<bool> {

@@ -5,8 +5,11 @@
 //! `...jwks.<provider>.{fetch_success,fetch_failed,unknown_kid_refetch,requests_paused}`
 //! (counters) and `...jwks.<provider>.{keys,skipped_keys,stale_keys_in_use}`
 //! (gauges); `...token_cache.{local_hit,shared_hit,miss}` and
-//! `...signature_verifications` (counters, published every 100 ms tick) and
-//! `...wasm_memory_bytes` (gauge: one VM's linear memory). The request
+//! `...signature_verifications` (counters, published every 100 ms tick),
+//! `...wasm_memory_bytes` (gauge: one VM's linear memory) and
+//! `...token_cache.in_vm_memory` (gauge: 1 while the one VM serving this
+//! configuration keeps the proxy-wide cache in its own memory, 0 while the
+//! cache is in shared data). The request
 //! counters are also gathered in the VM and published on the tick, so they
 //! trail the traffic by up to 100 ms. Every VM defines the same names, so
 //! Envoy sums the counters across workers.
@@ -37,6 +40,7 @@ pub struct CacheMetrics {
     pub miss: Option<u32>,
     pub verifications: Option<u32>,
     pub vm_memory_bytes: Option<u32>,
+    pub in_vm_memory: Option<u32>,
 }
 
 /// Metric ids of one remote provider.
@@ -98,6 +102,10 @@ impl Metrics {
                 &format!("{prefix}.signature_verifications"),
             ),
             vm_memory_bytes: define(MetricType::Gauge, &format!("{prefix}.wasm_memory_bytes")),
+            in_vm_memory: define(
+                MetricType::Gauge,
+                &format!("{prefix}.token_cache.in_vm_memory"),
+            ),
         };
         Metrics {
             prefix,

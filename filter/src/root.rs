@@ -38,7 +38,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub keys: Keys,
     waiters: Vec<Waiter>,
-    me: u64,
+    /// This root context's id among the VMs (fetch leases, the cache roster).
+    pub me: u64,
 }
 
 impl Shared {
@@ -236,6 +237,7 @@ impl RootContext for Root {
             let Shared { keys, metrics, .. } = &mut *s;
             keys.tick(now, me, metrics);
             keys.sync_shared_secret();
+            keys.place_shared_cache(me, now, metrics);
             keys.flush_counts(metrics);
             metrics.flush();
             s.wake(now);

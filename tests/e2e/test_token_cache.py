@@ -8,6 +8,10 @@ signature path, each against a real Envoy and the real module.
   native jwt_authn's per-worker cache does.
 - The cache dies with the key set: after a JWKS change the same tokens are
   checked again, and tokens whose key left the set are refused, cache or not.
+- Where it lives: a worker that serves its configuration alone keeps the
+  cache in its own memory (gauge `token_cache.in_vm_memory`), with the same
+  hits; when a second worker starts serving, the first publishes what it
+  holds to shared data and the newcomer verifies none of it again.
 - The host's `verify_signature` (BoringSSL) and the built-in verifier
   (`extensions.signature_backend: portable`) agree on every token of a
   table of valid and broken signatures, for every algorithm.
@@ -15,7 +19,9 @@ signature path, each against a real Envoy and the real module.
 
 from __future__ import annotations
 
+import http.client
 import time
+import urllib.parse
 
 import jwt_sign as js
 from harness import Envoy, http_request, poll_until, wasm_failures
@@ -82,6 +88,7 @@ def test_one_signature_check_per_distinct_token_per_proxy(envoy_factory):
     assert stat(envoy, "token_cache.shared_hit") > 0, "other workers took the verdict from shared data"
     assert stat(envoy, "token_cache.miss") == 40
     assert stat(envoy, "wasm_memory_bytes") > 0
+    assert stat(envoy, "token_cache.in_vm_memory") == 0, "four workers serve: shared data"
     assert_healthy(envoy)
 
 
@@ -100,6 +107,79 @@ def test_without_the_shared_layer_workers_check_again(envoy_factory):
     )
     assert stat(envoy, "token_cache.shared_hit") == 0
     assert stat(envoy, "signature_verifications") > 40
+
+
+class KeepAlive:
+    """One keep-alive connection: every request on it goes to the same worker."""
+
+    def __init__(self, base_url: str):
+        u = urllib.parse.urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=15.0)
+
+    def get(self, token: str) -> int:
+        self.conn.request("GET", "/", headers={"authorization": f"Bearer {token}"})
+        resp = self.conn.getresponse()
+        resp.read()
+        return resp.status
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_lone_worker_keeps_the_cache_in_its_memory(envoy_factory):
+    key = js.new_key("ES256")
+    cfg = local_config(js.jwks_text([js.public_jwk(key, "k1", "ES256")]))
+    tokens = [js.sign(key, "ES256", js.claims(iss=ISS, sub=f"u{i}"), kid="k1") for i in range(40)]
+    envoy = envoy_factory(cfg, native=False, concurrency=1)
+    # The worker joins the roster on its first request.
+    assert get(envoy, js.sign(key, "ES256", js.claims(iss=ISS, sub="first"), kid="k1")) == 200
+    # Envoy's main-thread VM and its configuration canary never serve: after
+    # a second alone, the worker keeps the verdicts in its own memory.
+    poll_until(lambda: stat(envoy, "token_cache.in_vm_memory") == 1, 5.0, what="cache in the VM")
+    send_rounds(envoy, tokens, 2)
+    # Round 2 misses the per-VM cache (a token enters it on its second
+    # offer) and hits the proxy-wide one, here in the VM.
+    poll_until(lambda: stat(envoy, "token_cache.shared_hit") >= 40, FLUSH_S, what="40 hits")
+    time.sleep(0.3)
+    assert stat(envoy, "signature_verifications") == 41, "one check per token"
+    assert stat(envoy, "token_cache.shared_hit") == 40
+    assert stat(envoy, "token_cache.in_vm_memory") == 1
+    assert_healthy(envoy)
+
+
+def test_a_second_worker_takes_over_what_the_first_verified_alone(envoy_factory):
+    key = js.new_key("ES256")
+    cfg = local_config(js.jwks_text([js.public_jwk(key, "k1", "ES256")]))
+    tokens = [js.sign(key, "ES256", js.claims(iss=ISS, sub=f"u{i}"), kid="k1") for i in range(30)]
+    probes = [js.sign(key, "ES256", js.claims(iss=ISS, sub=f"probe{i}"), kid="k1") for i in range(200)]
+    envoy = envoy_factory(cfg, native=False, concurrency=2)
+    first = KeepAlive(envoy.wasm_url)
+    try:
+        assert first.get(js.sign(key, "ES256", js.claims(iss=ISS, sub="first"), kid="k1")) == 200
+        poll_until(lambda: stat(envoy, "token_cache.in_vm_memory") == 1, 5.0, what="first worker alone")
+        assert [first.get(t) for t in tokens] == [200] * len(tokens)
+        poll_until(lambda: stat(envoy, "signature_verifications") == 31, FLUSH_S, what="31 checks")
+        # New connections until one lands on the other worker: it joins, and
+        # on its next tick the first worker publishes its buckets.
+        sent = 0
+        for p in probes:
+            assert get(envoy, p) == 200
+            sent += 1
+            time.sleep(0.05)
+            if stat(envoy, "token_cache.in_vm_memory") == 0:
+                break
+        assert stat(envoy, "token_cache.in_vm_memory") == 0, "the second worker never served"
+        time.sleep(0.3)
+        checks = stat(envoy, "signature_verifications")
+        assert checks == 31 + sent
+        # Every token the first worker verified alone, on fresh connections
+        # (half of them on the second worker): not one new check.
+        send_rounds(envoy, tokens, 2)
+        time.sleep(FLUSH_S / 3)
+        assert stat(envoy, "signature_verifications") == checks
+    finally:
+        first.close()
+    assert_healthy(envoy)
 
 
 def test_shared_verdicts_die_with_the_key_set(envoy_factory):
