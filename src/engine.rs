@@ -55,9 +55,12 @@ pub trait KeyStore {
     fn cached_token(&self, _token: &str) -> Option<CachedToken> {
         None
     }
-    /// Remembers a token that just verified.
-    fn remember_token(&self, _token: &str, _entry: CachedToken) {}
-    /// Attaches to a cached token the Allow it just earned (see `memo`).
+    /// Remembers a token that just verified; whether the cache kept it.
+    fn remember_token(&self, _token: &str, _entry: CachedToken) -> bool {
+        false
+    }
+    /// Attaches to a cached token the Allow it just earned (see `memo`); only
+    /// called for a token the cache holds.
     fn remember_memo(&self, _token: &str, _memo: Arc<Memo>) {}
     /// Does the proxy-wide cache say this token's signature verified against
     /// `provider`'s current keys (on another worker)? Then only parsing and
@@ -213,7 +216,9 @@ pub fn evaluate(
         verified: RefCell::new(Vec::new()),
     };
     let outcome = flow.requirement(requirement);
-    let mut memo = None;
+    // What the memo of this Allow needs (see `memo`); built only further down,
+    // once the cache keeps its token.
+    let mut memo_parts = None;
     let decision = match outcome {
         Outcome::Keys(provider, cause) => Decision::FetchKeys { provider, cause },
         Outcome::Fail(f) => deny(req, f.reason, f.provider, None),
@@ -233,39 +238,42 @@ pub fn evaluate(
             if let (Some((token, location)), Some(token_header), Some(p), 1) =
                 (sole, token_header, passed, flow.checks.get())
             {
-                if let Decision::Allow { changes, verified } = &decision {
-                    if changes.path.is_none() {
-                        let m = Memo {
-                            rule: rule_index,
-                            location,
-                            provider: p.provider,
-                            keys: p.keys,
-                            not_before: p.window.0,
-                            not_after: p.window.1,
-                            set: changes.set.clone(),
-                            token_header,
-                            verified: verified.clone(),
-                        };
-                        memo = Some((token, Arc::new(m)));
-                    }
-                }
+                memo_parts = Some((token, location, token_header, p));
             }
             decision
         }
     };
-    // Newly verified tokens go into the cache whatever the outcome; the memo
-    // with its token, or onto the entry already cached.
-    for (token, mut entry) in flow.verified.take() {
-        if let Some((t, m)) = &memo {
-            if crate::verified_cache::same_text(t, &token) {
-                entry.memo = Some(m.clone());
-                memo = None;
-            }
+    // Newly verified tokens go into the cache whatever the outcome. The cache
+    // keeps a token only the second time it is offered (see `verified_cache`),
+    // and most tokens are seen once: their Allow is not copied into a memo
+    // just to be dropped.
+    for (token, entry) in flow.verified.take() {
+        let kept = keys.remember_token(&token, entry);
+        if !kept
+            && memo_parts
+                .as_ref()
+                .is_some_and(|(t, ..)| crate::verified_cache::same_text(t, &token))
+        {
+            memo_parts = None;
         }
-        keys.remember_token(&token, entry);
     }
-    if let Some((token, m)) = memo {
-        keys.remember_memo(token, m);
+    if let (Some((token, location, token_header, p)), Decision::Allow { changes, verified }) =
+        (memo_parts, &decision)
+    {
+        if changes.path.is_none() {
+            let m = Memo {
+                rule: rule_index,
+                location,
+                provider: p.provider,
+                keys: p.keys,
+                not_before: p.window.0,
+                not_after: p.window.1,
+                set: changes.set.clone(),
+                token_header,
+                verified: verified.clone(),
+            };
+            keys.remember_memo(token, Arc::new(m));
+        }
     }
     decision
 }

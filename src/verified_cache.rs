@@ -223,14 +223,15 @@ impl VerifiedCache {
             .map(|s| &s.entry)
     }
 
-    /// Records a verified token.
-    pub fn insert(&mut self, token: &str, entry: CachedToken) {
+    /// Records a verified token; false when it was not kept (a token seen
+    /// for the first time, or none kept at all).
+    pub fn insert(&mut self, token: &str, entry: CachedToken) -> bool {
         if self.capacity == 0 || token.len() > MAX_BYTES / 4 {
-            return;
+            return false;
         }
         let key = self.key(token);
         if !self.map.contains_key(&key) && !self.admit(key) {
-            return;
+            return false;
         }
         if let Some(slot) = self.map.get_mut(&key) {
             // The same token again, or another one with the same hash: either
@@ -238,7 +239,7 @@ impl VerifiedCache {
             self.bytes = self.bytes.saturating_sub(slot.token.len()) + token.len();
             slot.token = token.into();
             slot.entry = entry;
-            return;
+            return true;
         }
         while !self.order.is_empty()
             && (self.order.len() >= self.capacity || self.bytes + token.len() > MAX_BYTES)
@@ -258,6 +259,7 @@ impl VerifiedCache {
                 entry,
             },
         );
+        true
     }
 
     /// Attaches the Allow a cached token earned (no-op if it is not cached).

@@ -882,10 +882,11 @@ impl KeyStore for KeysAt<'_> {
         }
     }
 
-    fn remember_token(&self, token: &str, entry: CachedToken) {
-        if let Ok(mut c) = self.keys.verified.try_borrow_mut() {
-            c.insert(token, entry);
-        }
+    fn remember_token(&self, token: &str, entry: CachedToken) -> bool {
+        self.keys
+            .verified
+            .try_borrow_mut()
+            .is_ok_and(|mut c| c.insert(token, entry))
     }
 
     fn remember_memo(&self, token: &str, memo: Arc<Memo>) {

@@ -43,13 +43,18 @@ impl KeyStore for MemoStore {
     fn cached_token(&self, token: &str) -> Option<CachedToken> {
         self.cache.borrow().get(token).cloned()
     }
-    fn remember_token(&self, token: &str, entry: CachedToken) {
-        if self.keep && entry.memo.is_some() {
-            self.memos_kept.set(self.memos_kept.get() + 1);
-        }
-        self.cache.borrow_mut().insert(token, entry);
+    fn remember_token(&self, token: &str, entry: CachedToken) -> bool {
+        assert!(
+            entry.memo.is_none(),
+            "a memo comes only for a token the cache keeps"
+        );
+        self.cache.borrow_mut().insert(token, entry)
     }
     fn remember_memo(&self, token: &str, memo: Arc<Memo>) {
+        assert!(
+            self.cache.borrow().get(token).is_some(),
+            "a memo for a token not kept"
+        );
         if self.keep {
             self.memos_kept.set(self.memos_kept.get() + 1);
             self.cache.borrow_mut().set_memo(token, memo);
@@ -274,11 +279,21 @@ fn a_memo_is_used_only_where_it_was_earned() {
     };
     let auth = format!("Bearer {t}");
     let req = request("GET", "/api", &[("authorization", &auth)]);
-    // The cache admits a token the second time it verifies, memo included.
+    // The cache admits a token the second time it verifies; only then is its
+    // Allow made into a memo.
     allowed_set(&evaluate(&c, &req, &store, &ctx));
     assert!(store.cache.borrow().get(&t).is_none());
+    assert_eq!(
+        store.memos_kept.get(),
+        0,
+        "no memo for a token the cache did not keep"
+    );
     allowed_set(&evaluate(&c, &req, &store, &ctx));
-    assert_eq!(store.memos_kept.get(), 2, "the Allow is offered each time");
+    assert_eq!(
+        store.memos_kept.get(),
+        1,
+        "the Allow is kept with the token"
+    );
     let hit = store
         .cache
         .borrow()
@@ -289,7 +304,7 @@ fn a_memo_is_used_only_where_it_was_earned() {
     assert_eq!(hit.token_header.as_deref(), Some("authorization"));
     // The third time it is reused: nothing new is offered.
     allowed_set(&evaluate(&c, &req, &store, &ctx));
-    assert_eq!(store.memos_kept.get(), 2);
+    assert_eq!(store.memos_kept.get(), 1);
     // Outside its window the full path runs (and denies).
     let late = EvalContext {
         now: NOW + 161,

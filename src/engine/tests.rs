@@ -625,10 +625,11 @@ impl KeyStore for CacheSpy {
             .find(|(t, _)| t == token)
             .map(|(_, e)| e.clone())
     }
-    fn remember_token(&self, token: &str, entry: CachedToken) {
+    fn remember_token(&self, token: &str, entry: CachedToken) -> bool {
         self.remembered
             .borrow_mut()
             .push((token.to_string(), entry));
+        true
     }
 }
 
