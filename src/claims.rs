@@ -199,7 +199,9 @@ impl Claims {
         })?;
         let iss = scanned_string(iss, ISS_ERR)?.unwrap_or_default();
         let sub = scanned_string(sub, SUB_ERR)?;
-        scanned_string(jti, JTI_ERR)?;
+        if !matches!(jti, None | Some(Field::Str(_))) {
+            return Err(ClaimsError::Malformed(JTI_ERR));
+        }
         let aud = match aud {
             None => Vec::new(),
             Some(Field::Str(s)) => vec![s.into_owned()],

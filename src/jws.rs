@@ -119,9 +119,13 @@ impl UntrustedJws {
             return Err(JwsError::TooLarge);
         }
         // At most 6 pieces are looked at, whatever the number of dots.
-        let parts: Vec<&str> = token.splitn(6, '.').collect();
-        let [header_b64, payload_b64, signature_b64] = parts[..] else {
-            return Err(JwsError::Malformed(if parts.len() == 5 {
+        let mut parts = token.splitn(6, '.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            // Three pieces seen already when a fourth exists: five in all is JWE.
+            let pieces = token.splitn(6, '.').count();
+            return Err(JwsError::Malformed(if pieces == 5 {
                 "jwe not supported"
             } else {
                 "expected three segments"
