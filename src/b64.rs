@@ -37,27 +37,35 @@ impl fmt::Display for B64Error {
 
 impl std::error::Error for B64Error {}
 
-/// Marks bytes outside the base64url alphabet in [`DECODE`].
-const INVALID: u8 = 0xff;
+/// Marks a byte outside the base64url alphabet in the [`quad_table`]s: above
+/// any 24-bit value, so one test of a whole input's OR finds it.
+const INVALID: u32 = 0xff00_0000;
 
-/// base64url alphabet → 6-bit values; everything else is [`INVALID`].
-const DECODE: [u8; 256] = {
+/// base64url alphabet → 6-bit value already shifted to its place in a quad's
+/// 24 bits (so decoding a quad is four table reads ORed together);
+/// [`INVALID`] for every other byte.
+const fn quad_table(shift: u32) -> [u32; 256] {
     let mut t = [INVALID; 256];
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut i = 0;
     while i < 64 {
-        t[alphabet[i] as usize] = i as u8;
+        t[alphabet[i] as usize] = (i as u32) << shift;
         i += 1;
     }
     t
-};
+}
+
+static D18: [u32; 256] = quad_table(18);
+static D12: [u32; 256] = quad_table(12);
+static D6: [u32; 256] = quad_table(6);
+static D0: [u32; 256] = quad_table(0);
 
 fn sextet(b: u8) -> Result<u32, B64Error> {
     // A 256-entry table indexed by a byte: always in bounds.
-    match DECODE[usize::from(b)] {
+    match D0[usize::from(b)] {
         INVALID if b == b'=' => Err(B64Error::Padding),
         INVALID => Err(B64Error::InvalidChar),
-        v => Ok(u32::from(v)),
+        v => Ok(v),
     }
 }
 
@@ -68,30 +76,24 @@ pub fn decode_strict(s: &str) -> Result<Vec<u8>, B64Error> {
     let bytes = s.as_bytes();
     let quads = bytes.chunks_exact(4);
     let rest = quads.remainder();
+    let full = bytes.len() / 4 * 3;
     // Room for the remainder's one or two bytes too: no reallocation.
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 2);
-    out.resize(bytes.len() / 4 * 3, 0);
-    // Four table reads per quad, one branch for all four: an invalid byte
-    // has the table's top bit set. Its exact error comes from `sextet`.
-    let mut bad = 0u8;
+    let mut out = vec![0u8; full + 2];
+    // Four table reads per quad, one test for the whole input: an invalid
+    // byte sets bits no valid quad has. Its exact error comes from `sextet`.
+    let mut bad = 0u32;
     for (q, o) in quads.zip(out.chunks_exact_mut(3)) {
         // chunks_exact: always four bytes in, three out, so these match.
         let (&[a, b, c, d], [x, y, z]) = (q, o) else {
             continue;
         };
-        let (a, b, c, d) = (
-            DECODE[usize::from(a)],
-            DECODE[usize::from(b)],
-            DECODE[usize::from(c)],
-            DECODE[usize::from(d)],
-        );
-        bad |= a | b | c | d;
-        let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+        let n = D18[usize::from(a)] | D12[usize::from(b)] | D6[usize::from(c)] | D0[usize::from(d)];
+        bad |= n;
         *x = (n >> 16) as u8;
         *y = (n >> 8) as u8;
         *z = n as u8;
     }
-    if bad & 0x80 != 0 {
+    if bad & INVALID != 0 {
         for &b in bytes.get(..bytes.len() - rest.len()).unwrap_or_default() {
             sextet(b)?;
         }
@@ -100,13 +102,18 @@ pub fn decode_strict(s: &str) -> Result<Vec<u8>, B64Error> {
     for (i, &b) in rest.iter().enumerate() {
         n |= sextet(b)? << (18 - 6 * i);
     }
-    match rest.len() {
-        0 => {}
+    let len = match rest.len() {
+        0 => full,
         1 => return Err(B64Error::InvalidLength),
-        2 if n & 0xffff == 0 => out.push((n >> 16) as u8),
-        3 if n & 0xff == 0 => out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8]),
+        2 if n & 0xffff == 0 => full + 1,
+        3 if n & 0xff == 0 => full + 2,
         _ => return Err(B64Error::TrailingBits),
+    };
+    if let Some([x, y]) = out.get_mut(full..full + 2) {
+        *x = (n >> 16) as u8;
+        *y = (n >> 8) as u8;
     }
+    out.truncate(len);
     Ok(out)
 }
 
