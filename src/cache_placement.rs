@@ -27,7 +27,7 @@
 //! a VM that is gone (Envoy's configuration canary, a reloaded VM) stops
 //! counting after a second.
 
-use crate::shared_token_cache;
+use crate::shared_token_cache::{Bucket, Entry};
 
 /// A line not refreshed for this long belongs to a VM that is gone. VMs
 /// refresh theirs every tick (100 ms), so this leaves ten ticks of margin
@@ -156,12 +156,13 @@ impl Placement {
     }
 }
 
-/// The cache's buckets held in this VM's memory, in the shared format (so
-/// that moving them to shared data is a plain merge). Allocated bucket by
-/// bucket as tokens arrive: at most the configured size, as in shared data.
+/// The cache's buckets held in this VM's memory, decoded (lookups and
+/// inserts in place; moving them to shared data is a plain merge).
+/// Allocated bucket by bucket as tokens arrive: at most the configured size,
+/// as in shared data.
 #[derive(Debug, Default)]
 pub struct LocalBuckets {
-    buckets: Vec<Option<Box<[u8]>>>,
+    buckets: Vec<Option<Box<Bucket>>>,
     count: usize,
 }
 
@@ -174,13 +175,16 @@ impl LocalBuckets {
         }
     }
 
-    /// A bucket's value, as shared data would return it.
-    pub fn get(&self, bucket: usize) -> Option<&[u8]> {
-        self.buckets.get(bucket).and_then(|b| b.as_deref())
+    /// Does `bucket` vouch for `want` at `now` (see [`Bucket::vouches`])?
+    pub fn vouches(&self, bucket: usize, want: &Entry, now: u64) -> bool {
+        self.buckets
+            .get(bucket)
+            .and_then(|b| b.as_deref())
+            .is_some_and(|b| b.vouches(want, now))
     }
 
-    /// Adds `entry` to its bucket (`shared_token_cache::insert` rules).
-    pub fn insert(&mut self, bucket: usize, entry: shared_token_cache::Entry, now: u64) {
+    /// Adds `entry` to its bucket (see [`Bucket::insert`]).
+    pub fn insert(&mut self, bucket: usize, entry: Entry, now: u64) {
         if bucket >= self.count {
             return;
         }
@@ -188,12 +192,12 @@ impl LocalBuckets {
             self.buckets.resize(self.count, None);
         }
         if let Some(slot) = self.buckets.get_mut(bucket) {
-            *slot = Some(shared_token_cache::insert(slot.as_deref(), entry, now).into());
+            slot.get_or_insert_with(Box::default).insert(entry, now);
         }
     }
 
     /// Empties the store, handing over the buckets that hold anything.
-    pub fn take_all(&mut self) -> Vec<(usize, Box<[u8]>)> {
+    pub fn take_all(&mut self) -> Vec<(usize, Box<Bucket>)> {
         std::mem::take(&mut self.buckets)
             .into_iter()
             .enumerate()
@@ -205,7 +209,7 @@ impl LocalBuckets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared_token_cache::{lookup, merge, Entry, TokenDigest};
+    use crate::shared_token_cache::{self, lookup, merge, TokenDigest};
 
     #[test]
     fn roster_keeps_live_members_and_forgets_the_gone() {
@@ -295,15 +299,16 @@ mod tests {
     fn local_buckets_answer_as_shared_ones_and_hand_over_what_they_hold() {
         let mut l = LocalBuckets::new(4);
         let (a, b) = (entry("a"), entry("b"));
-        assert!(!lookup(l.get(1), &a, 10));
+        assert!(!l.vouches(1, &a, 10));
         l.insert(1, a, 10);
         l.insert(3, b, 10);
         l.insert(4, b, 10); // out of range: ignored
-        assert!(lookup(l.get(1), &a, 10));
-        assert!(!lookup(l.get(1), &b, 10));
+        assert!(l.vouches(1, &a, 10));
+        assert!(!l.vouches(1, &b, 10));
+        assert!(!l.vouches(1, &a, 1_000), "expired");
         let all = l.take_all();
         assert_eq!(all.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 3]);
-        assert!(l.get(1).is_none(), "empty after the hand-over");
+        assert!(!l.vouches(1, &a, 10), "empty after the hand-over");
         // Merged into what another VM wrote meanwhile, both survive.
         let theirs = shared_token_cache::insert(None, entry("c"), 10);
         let merged = merge(Some(&theirs), &all[0].1, 10);

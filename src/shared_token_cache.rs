@@ -37,7 +37,7 @@ const ENTRY_BYTES: usize = 34;
 const VERSION: u8 = 1;
 
 /// A keyed digest of one token's text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenDigest(pub [u8; 16]);
 
 impl TokenDigest {
@@ -77,7 +77,7 @@ pub fn expiry(exp_claim: u64) -> u64 {
 }
 
 /// One cached verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Entry {
     /// Which token.
     pub digest: TokenDigest,
@@ -115,20 +115,92 @@ impl Entry {
     }
 }
 
-/// The entries of a bucket value; anything malformed reads as empty (the
-/// bucket is simply rewritten on the next insert).
-pub fn decode_bucket(value: Option<&[u8]>) -> Vec<Entry> {
-    let Some(v) = value else {
-        return Vec::new();
-    };
-    match v.split_first() {
-        Some((&VERSION, rest)) if rest.len() % ENTRY_BYTES == 0 => rest
-            .chunks_exact(ENTRY_BYTES)
-            .take(WAYS)
-            .filter_map(Entry::decode)
-            .collect(),
-        _ => Vec::new(),
+/// The entries of one bucket, decoded (what a VM that keeps the cache in its
+/// own memory holds, and what an insert into a shared value works on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bucket {
+    len: usize,
+    entries: [Entry; WAYS],
+}
+
+impl Bucket {
+    /// A bucket value as shared data holds it; anything malformed reads as
+    /// empty (the bucket is simply rewritten on the next insert).
+    pub fn decode(value: Option<&[u8]>) -> Bucket {
+        let mut b = Bucket::default();
+        if let Some((&VERSION, rest)) = value.and_then(<[u8]>::split_first) {
+            if rest.len() % ENTRY_BYTES == 0 {
+                for e in rest.chunks_exact(ENTRY_BYTES).filter_map(Entry::decode) {
+                    b.push(e);
+                }
+            }
+        }
+        b
     }
+
+    /// The shared-data value of this bucket.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + WAYS * ENTRY_BYTES);
+        out.push(VERSION);
+        for e in self.entries() {
+            e.encode(&mut out);
+        }
+        out
+    }
+
+    /// The entries held.
+    pub fn entries(&self) -> &[Entry] {
+        self.entries.get(..self.len).unwrap_or_default()
+    }
+
+    fn push(&mut self, e: Entry) {
+        if let Some(slot) = self.entries.get_mut(self.len) {
+            *slot = e;
+            self.len += 1;
+        }
+    }
+
+    /// Does this bucket vouch for the token, provider and key set at `now`?
+    pub fn vouches(&self, want: &Entry, now: u64) -> bool {
+        self.entries().iter().any(|e| {
+            e.digest == want.digest
+                && e.provider == want.provider
+                && e.fingerprint == want.fingerprint
+                && e.live(now)
+        })
+    }
+
+    /// Adds `new`: expired entries, entries of other key sets of the same
+    /// provider and an older copy of the same token go first; if the bucket
+    /// is still full, `new` takes the slot its digest points at. In place.
+    pub fn insert(&mut self, new: Entry, now: u64) {
+        let mut kept = 0;
+        for i in 0..self.len.min(WAYS) {
+            let Some(&e) = self.entries.get(i) else {
+                break;
+            };
+            let stays = e.live(now)
+                && e.digest != new.digest
+                && !(e.provider == new.provider && e.fingerprint != new.fingerprint);
+            if stays {
+                if let Some(slot) = self.entries.get_mut(kept) {
+                    *slot = e;
+                }
+                kept += 1;
+            }
+        }
+        self.len = kept;
+        if self.len < WAYS {
+            self.push(new);
+        } else if let Some(slot) = self.entries.get_mut(usize::from(new.digest.0[15]) % WAYS) {
+            *slot = new;
+        }
+    }
+}
+
+/// The entries of a bucket value (see [`Bucket::decode`]).
+pub fn decode_bucket(value: Option<&[u8]>) -> Vec<Entry> {
+    Bucket::decode(value).entries().to_vec()
 }
 
 /// Does the bucket vouch for this token, provider and key set at `now`?
@@ -148,43 +220,21 @@ pub fn lookup(value: Option<&[u8]>, want: &Entry, now: u64) -> bool {
             })
 }
 
-/// The bucket value after adding `new`: expired entries, entries of other key
-/// sets of the same provider and an older copy of the same token go first;
-/// if the bucket is still full, `new` takes the slot its digest points at.
+/// The bucket value after adding `new` (see [`Bucket::insert`]).
 pub fn insert(value: Option<&[u8]>, new: Entry, now: u64) -> Vec<u8> {
-    let mut entries: Vec<Entry> = decode_bucket(value)
-        .into_iter()
-        .filter(|e| {
-            e.live(now)
-                && e.digest != new.digest
-                && !(e.provider == new.provider && e.fingerprint != new.fingerprint)
-        })
-        .collect();
-    if entries.len() < WAYS {
-        entries.push(new);
-    } else {
-        let slot = usize::from(new.digest.0[15]) % WAYS;
-        if let Some(e) = entries.get_mut(slot) {
-            *e = new;
-        }
-    }
-    let mut out = Vec::with_capacity(1 + WAYS * ENTRY_BYTES);
-    out.push(VERSION);
-    for e in &entries {
-        e.encode(&mut out);
-    }
-    out
+    let mut b = Bucket::decode(value);
+    b.insert(new, now);
+    b.encode()
 }
 
-/// The bucket value after adding every entry of `other` (a bucket of the
-/// same format, e.g. one a VM kept in its own memory) to `value`, by
-/// [`insert`]'s rules.
-pub fn merge(value: Option<&[u8]>, other: &[u8], now: u64) -> Vec<u8> {
-    let mut out: Option<Vec<u8>> = None;
-    for e in decode_bucket(Some(other)) {
-        out = Some(insert(out.as_deref().or(value), e, now));
+/// The bucket value after adding every entry of `other` (e.g. a bucket a VM
+/// kept in its own memory) to `value`, by [`Bucket::insert`]'s rules.
+pub fn merge(value: Option<&[u8]>, other: &Bucket, now: u64) -> Vec<u8> {
+    let mut b = Bucket::decode(value);
+    for e in other.entries() {
+        b.insert(*e, now);
     }
-    out.unwrap_or_else(|| value.map(<[u8]>::to_vec).unwrap_or_default())
+    b.encode()
 }
 
 #[cfg(test)]
@@ -248,6 +298,32 @@ mod tests {
         // Expired entries go on the next write.
         let v3 = insert(Some(&v2), entry("m", 10, 1000), 2000);
         assert_eq!(decode_bucket(Some(&v3)).len(), 1);
+    }
+
+    #[test]
+    fn a_bucket_kept_in_memory_answers_as_its_encoded_copy() {
+        let mut kept = Bucket::default();
+        let mut shared: Option<Vec<u8>> = None;
+        for i in 0..30u64 {
+            let e = entry(&format!("t{}", i % 13), 9 + u64::from(i % 7 == 0), 100 + i);
+            let now = 10 + i * 3;
+            kept.insert(e, now);
+            shared = Some(insert(shared.as_deref(), e, now));
+            assert_eq!(Bucket::decode(shared.as_deref()).entries(), kept.entries());
+            for t in 0..13 {
+                for fp in [9, 10] {
+                    let want = entry(&format!("t{t}"), fp, 0);
+                    assert_eq!(
+                        kept.vouches(&want, now),
+                        lookup(shared.as_deref(), &want, now)
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            Bucket::decode(Some(&kept.encode())).entries(),
+            kept.entries()
+        );
     }
 
     #[test]
