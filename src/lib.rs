@@ -14,6 +14,7 @@ pub mod alg;
 pub mod authz;
 pub mod b64;
 pub mod cache_placement;
+pub mod cache_sampling;
 pub mod claims;
 pub mod config;
 pub mod decision;

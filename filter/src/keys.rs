@@ -10,6 +10,7 @@ use crate::host;
 use crate::metrics::{self, Metrics};
 use jwt_authn::alg::Alg;
 use jwt_authn::cache_placement::{self, Home, LocalBuckets, Move, Placement};
+use jwt_authn::cache_sampling::{self, Sampling};
 use jwt_authn::config::{Config, HttpTarget, KeySource, ProviderId, RemoteJwks, RemoteTarget};
 use jwt_authn::engine::{KeyStore, RemoteKeys};
 use jwt_authn::host_crypto::{self, HostCheck};
@@ -76,6 +77,8 @@ struct SharedTokens {
     /// main-thread VM and its configuration canary never serve one, and must
     /// not count as workers.
     serving: Cell<bool>,
+    /// Which new tokens take part (see `jwt_authn::cache_sampling`).
+    sampling: RefCell<Sampling>,
 }
 
 impl SharedTokens {
@@ -83,6 +86,19 @@ impl SharedTokens {
         self.placement
             .try_borrow()
             .map_or(Home::Shared, |p| p.home())
+    }
+
+    fn takes_part(&self, secret: &[u8; 16], token: &str) -> bool {
+        self.sampling.try_borrow().is_ok_and(|s| {
+            s.mode() == cache_sampling::Mode::All
+                || s.takes_part(cache_sampling::subset_hash(secret, token))
+        })
+    }
+
+    fn record_lookup(&self, hit: bool) {
+        if let Ok(mut s) = self.sampling.try_borrow_mut() {
+            s.record(hit);
+        }
     }
 }
 
@@ -145,7 +161,7 @@ fn bucket_key(prefix: &str, bucket: usize) -> String {
 
 /// Merges a bucket this VM kept into the shared one (CAS, a few tries: a
 /// lost bucket only costs verifications, never a verdict).
-fn publish_bucket(key: &str, held: &[u8], now: u64) {
+fn publish_bucket(key: &str, held: &shared_cache::Bucket, now: u64) {
     for _ in 0..4 {
         let (value, cas) = host::shared_get(key);
         let merged = shared_cache::merge(value.as_deref(), held, now);
@@ -238,6 +254,7 @@ impl Keys {
             placement: RefCell::new(Placement::new()),
             local: RefCell::new(LocalBuckets::new(0)),
             serving: Cell::new(false),
+            sampling: RefCell::new(Sampling::new(config.shared_token_cache_size)),
         });
         Keys {
             providers,
@@ -351,6 +368,13 @@ impl Keys {
             }
         }
         metrics::set(m.vm_memory_bytes, host::vm_memory_bytes());
+        if let Some(shared) = &self.shared {
+            let subset = shared
+                .sampling
+                .try_borrow()
+                .is_ok_and(|s| s.mode() == cache_sampling::Mode::Subset);
+            metrics::set(m.sampled, u64::from(subset));
+        }
     }
 
     /// The fingerprint of the keys a provider verifies with now (0 for keys
@@ -389,6 +413,7 @@ impl Keys {
             keys: self,
             now: now_ms,
             pending: RefCell::new(None),
+            sat_out: Cell::new(None),
         }
     }
 
@@ -743,6 +768,8 @@ pub struct KeysAt<'a> {
     /// The shared bucket read for the token being verified, so recording its
     /// verdict needs neither a second digest nor a second read.
     pending: RefCell<Option<Pending>>,
+    /// A token that does not take part in the proxy-wide cache (sampling).
+    sat_out: Cell<Option<(usize, usize)>>,
 }
 
 /// A shared-cache miss awaiting its verdict.
@@ -788,6 +815,16 @@ impl KeyStore for KeysAt<'_> {
     }
 
     fn signature_known_good(&self, token: &str, id: ProviderId) -> bool {
+        let sits_out = self.keys.shared.as_ref().is_some_and(|s| {
+            s.secret
+                .get()
+                .is_some_and(|secret| !s.takes_part(&secret, token))
+        });
+        if sits_out {
+            bump(&self.keys.counts.miss);
+            self.sat_out.set(Some(text_id(token)));
+            return false;
+        }
         let Some((shared, bucket, want)) = self.keys.shared_entry(token, id, 0) else {
             bump(&self.keys.counts.miss);
             return false;
@@ -798,7 +835,7 @@ impl KeyStore for KeysAt<'_> {
                 let hit = shared
                     .local
                     .try_borrow()
-                    .is_ok_and(|l| shared_cache::lookup(l.get(bucket), &want, now));
+                    .is_ok_and(|l| l.vouches(bucket, &want, now));
                 (hit, None)
             }
             Home::Shared => {
@@ -808,6 +845,7 @@ impl KeyStore for KeysAt<'_> {
                 (hit, Some((key, value)))
             }
         };
+        shared.record_lookup(hit);
         if hit {
             bump(&self.keys.counts.shared_hit);
         } else {
@@ -831,7 +869,7 @@ impl KeyStore for KeysAt<'_> {
             .try_borrow_mut()
             .ok()
             .and_then(|mut p| p.take());
-        if !ok {
+        if !ok || self.sat_out.get() == Some(text_id(token)) {
             return;
         }
         let Some(shared) = self.keys.shared.as_ref() else {

@@ -9,7 +9,8 @@
 //! `...wasm_memory_bytes` (gauge: one VM's linear memory) and
 //! `...token_cache.in_vm_memory` (gauge: 1 while the one VM serving this
 //! configuration keeps the proxy-wide cache in its own memory, 0 while the
-//! cache is in shared data). The request
+//! cache is in shared data) and `...token_cache.sampled` (gauge: 1 while the
+//! proxy-wide cache does not hit and only 1 new token in 16 takes part). The request
 //! counters are also gathered in the VM and published on the tick, so they
 //! trail the traffic by up to 100 ms. Every VM defines the same names, so
 //! Envoy sums the counters across workers.
@@ -41,6 +42,7 @@ pub struct CacheMetrics {
     pub verifications: Option<u32>,
     pub vm_memory_bytes: Option<u32>,
     pub in_vm_memory: Option<u32>,
+    pub sampled: Option<u32>,
 }
 
 /// Metric ids of one remote provider.
@@ -106,6 +108,7 @@ impl Metrics {
                 MetricType::Gauge,
                 &format!("{prefix}.token_cache.in_vm_memory"),
             ),
+            sampled: define(MetricType::Gauge, &format!("{prefix}.token_cache.sampled")),
         };
         Metrics {
             prefix,

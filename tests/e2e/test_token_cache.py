@@ -12,6 +12,8 @@ signature path, each against a real Envoy and the real module.
   cache in its own memory (gauge `token_cache.in_vm_memory`), with the same
   hits; when a second worker starts serving, the first publishes what it
   holds to shared data and the newcomer verifies none of it again.
+- When it does not hit (every token new), only 1 new token in 16 takes part
+  (gauge `token_cache.sampled`), and all of them again once it hits.
 - The host's `verify_signature` (BoringSSL) and the built-in verifier
   (`extensions.signature_backend: portable`) agree on every token of a
   table of valid and broken signatures, for every algorithm.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import http.client
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt_sign as js
 from harness import Envoy, http_request, poll_until, wasm_failures
@@ -179,6 +182,32 @@ def test_a_second_worker_takes_over_what_the_first_verified_alone(envoy_factory)
         assert stat(envoy, "signature_verifications") == checks
     finally:
         first.close()
+    assert_healthy(envoy)
+
+
+def test_a_cache_that_does_not_hit_samples_new_tokens_until_it_hits(envoy_factory):
+    key = js.new_key("ES256")
+    # 128 entries: a window of 4,096 lookups decides (the minimum).
+    cfg = local_config(js.jwks_text([js.public_jwk(key, "k1", "ES256")]), {"shared_token_cache_size": 128})
+    fresh = [js.sign(key, "ES256", js.claims(iss=ISS, sub=f"n{i}"), kid="k1") for i in range(4400)]
+    envoy = envoy_factory(cfg, native=False, concurrency=1)
+
+    def send_all(tokens: list[str]) -> list[int]:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda t: get(envoy, t), tokens))
+
+    assert send_all(fresh) == [200] * len(fresh)
+    poll_until(lambda: stat(envoy, "token_cache.sampled") == 1, FLUSH_S, what="sampling")
+    checks = stat(envoy, "signature_verifications")
+    # Tokens that keep coming back: the subset among them hits, and the
+    # cache takes every token again within one subset window.
+    again = fresh[:128]
+    for _ in range(40):
+        assert send_all(again) == [200] * len(again)
+        if stat(envoy, "token_cache.sampled") == 0:
+            break
+    assert stat(envoy, "token_cache.sampled") == 0, "back to every token"
+    assert stat(envoy, "signature_verifications") > checks
     assert_healthy(envoy)
 
 
