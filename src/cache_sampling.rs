@@ -9,8 +9,10 @@
 //! as the cache has entries (at least [`MIN_WINDOW`]), a cache that holds a
 //! working set which comes back hits; when fewer than 1 lookup in
 //! [`HIT_RATE_DIVISOR`] hit, only 1 token in [`SUBSET`] takes part from then
-//! on. Those keep measuring, and as soon as 1 in [`HIT_RATE_DIVISOR`] of them
-//! hits, every token takes part again.
+//! on. Those keep measuring. With sixteen times fewer tokens competing for
+//! the same entries their hit rate reads high (a pool too big for the cache
+//! as a whole can fit when sampled), so every token takes part again only
+//! when [`SUBSET`] in [`HIT_RATE_DIVISOR`] of them hit.
 //!
 //! The subset is chosen by a keyed hash of the token's last bytes (its
 //! signature), keyed by the proxy's cache secret, so every VM picks the same
@@ -80,7 +82,13 @@ impl Sampling {
         if self.lookups < window {
             return;
         }
-        let hitting = self.hits.saturating_mul(HIT_RATE_DIVISOR) >= self.lookups;
+        // While sampled, the subset has the whole cache to itself (see the
+        // module doc): it must hit SUBSET times as often.
+        let needed = match self.mode {
+            Mode::All => self.lookups,
+            Mode::Subset => self.lookups.saturating_mul(SUBSET as u32),
+        };
+        let hitting = self.hits.saturating_mul(HIT_RATE_DIVISOR) >= needed;
         self.mode = if hitting { Mode::All } else { Mode::Subset };
         self.lookups = 0;
         self.hits = 0;
@@ -125,9 +133,15 @@ mod tests {
         }
         assert_eq!(s.mode(), Mode::Subset);
         assert!(s.takes_part(32) && !s.takes_part(33));
-        // A subset window (MIN_WINDOW / 16 lookups) with 1% hits: all again.
+        // A subset window (MIN_WINDOW / 16 lookups) with 7% hits: a pool that
+        // only fits the cache when sampled; it stays sampled.
         for i in 0..MIN_WINDOW / SUBSET as u32 {
-            s.record(i % 100 == 0);
+            s.record(i % 14 == 0);
+        }
+        assert_eq!(s.mode(), Mode::Subset);
+        // 16% of them hit: all again.
+        for i in 0..MIN_WINDOW / SUBSET as u32 {
+            s.record(i % 6 == 0);
         }
         assert_eq!(s.mode(), Mode::All);
     }
