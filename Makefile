@@ -19,7 +19,7 @@ help:
 	@echo "make fuzz    every fuzz target for 30 s (scripts/fuzz.sh SECONDS for longer)"
 	@echo "make bench   wasm vs native jwt_authn benchmark, ~19 min (scripts/bench.sh)"
 	@echo "make bench-smoke  the benchmark once for 1 s per cell (~1 min): does it work?"
-	@echo "make bench-instructions  instructions per request under callgrind, ~6 min"
+	@echo "make bench-instructions  instructions per request under callgrind, ~8 min"
 	@echo "make soak    10-minute soak with key rotation (scripts/soak.sh --duration N)"
 	@echo "make clean   remove build outputs (keeps .venv)"
 

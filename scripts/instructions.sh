@@ -3,9 +3,9 @@
 # baseline, noop_wasm, native, wasm, ffi_floor on a repeated RS256 token and
 # on distinct RS256 / ES256 tokens. A noise-free complement to
 # scripts/bench.sh (instruction counts do not move with the machine's load);
-# writes bench/results/instructions.{md,json}. About 6 minutes.
+# writes bench/results/instructions.{md,json}. About 8 minutes.
 #
-#   scripts/instructions.sh [--requests 600] [--warmup 200] [--module FILE] [--out DIR]
+#   scripts/instructions.sh [--requests 600] [--warmup 4500] [--module FILE] [--out DIR]
 #
 # Installs valgrind (Debian's package) when it is missing; needs .venv
 # (scripts/setup.sh). Builds the module when missing and the two reference
