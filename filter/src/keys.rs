@@ -55,6 +55,9 @@ pub struct RemoteProvider {
     keys_fp: u64,
     in_flight: Option<InFlight>,
     stale_logged: bool,
+    /// CAS of the shared record when `reload` last read it: Envoy gives every
+    /// write a new one, so an equal CAS means nothing changed since.
+    seen_cas: Option<u32>,
 }
 
 /// The proxy-wide verified-token cache (see `jwt_authn::shared_token_cache`),
@@ -241,6 +244,7 @@ impl Keys {
                         keys_fp: 0,
                         in_flight: None,
                         stale_logged: false,
+                        seen_cas: None,
                     })
                 }
                 KeySource::Local(_) => None,
@@ -441,12 +445,13 @@ impl Keys {
     /// VM's last tick). Without this, a request arriving in that window waited
     /// for "no keys", woke on the reload, and then could not wait again for an
     /// unknown `kid` (seen as a rare 401 in the rotation burst test). Costs a
-    /// shared-data read per request only while a provider has no keys.
+    /// shared-data read per request only while a provider has no keys (an
+    /// IdP down since start), and the record is parsed only when it changed.
     pub fn reload_missing(&mut self, now: u64, metrics: &Metrics) {
         for id in 0..self.providers.len() {
             if let Some(p) = self.providers.get_mut(id).and_then(Option::as_mut) {
                 if p.keys.is_none() {
-                    p.reload(now, metrics.provider(id));
+                    p.reload_if_changed(now, metrics.provider(id));
                 }
             }
         }
@@ -503,8 +508,32 @@ impl Keys {
 impl RemoteProvider {
     /// Re-reads the shared record; reloads the body when another VM fetched.
     fn reload(&mut self, now: u64, m: metrics::ProviderMetrics) {
-        let (bytes, _) = host::shared_get(&self.state_key);
-        let state = CacheState::from_bytes(bytes.as_deref());
+        let (bytes, cas) = host::shared_get(&self.state_key);
+        self.apply_record(bytes.as_deref(), cas, now, m);
+    }
+
+    /// `reload` on the request path: a record not written since the last
+    /// read (same CAS) is not parsed again. While an IdP is down since start
+    /// that parse was most of what every request paid for the missing keys.
+    fn reload_if_changed(&mut self, now: u64, m: metrics::ProviderMetrics) {
+        let (bytes, cas) = host::shared_get(&self.state_key);
+        if cas.is_some() && cas == self.seen_cas {
+            return;
+        }
+        self.apply_record(bytes.as_deref(), cas, now, m);
+    }
+
+    /// Takes in the shared record read with `cas`: the key set when another
+    /// VM fetched one, the view, the gauges.
+    fn apply_record(
+        &mut self,
+        bytes: Option<&[u8]>,
+        cas: Option<u32>,
+        now: u64,
+        m: metrics::ProviderMetrics,
+    ) {
+        self.seen_cas = cas;
+        let state = CacheState::from_bytes(bytes);
         if state.generation != self.view.generation || (self.keys.is_none() && state.key_count > 0)
         {
             let (body, _) = host::shared_get(&self.body_key);
