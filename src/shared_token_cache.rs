@@ -113,6 +113,15 @@ impl Entry {
     fn live(&self, now: u64) -> bool {
         now < self.exp
     }
+
+    /// Does this entry vouch for `want` (same token, provider and key set)
+    /// at `now`?
+    fn vouches_for(&self, want: &Entry, now: u64) -> bool {
+        self.digest == want.digest
+            && self.provider == want.provider
+            && self.fingerprint == want.fingerprint
+            && self.live(now)
+    }
 }
 
 /// The entries of one bucket, decoded (what a VM that keeps the cache in its
@@ -162,12 +171,7 @@ impl Bucket {
 
     /// Does this bucket vouch for the token, provider and key set at `now`?
     pub fn vouches(&self, want: &Entry, now: u64) -> bool {
-        self.entries().iter().any(|e| {
-            e.digest == want.digest
-                && e.provider == want.provider
-                && e.fingerprint == want.fingerprint
-                && e.live(now)
-        })
+        self.entries().iter().any(|e| e.vouches_for(want, now))
     }
 
     /// Adds `new`: expired entries, entries of other key sets of the same
@@ -198,13 +202,9 @@ impl Bucket {
     }
 }
 
-/// The entries of a bucket value (see [`Bucket::decode`]).
-pub fn decode_bucket(value: Option<&[u8]>) -> Vec<Entry> {
-    Bucket::decode(value).entries().to_vec()
-}
-
-/// Does the bucket vouch for this token, provider and key set at `now`?
-/// (Runs on every local cache miss: no allocation.)
+/// [`Bucket::vouches`] on a bucket value as shared data holds it. Runs on
+/// every local cache miss, so it compares digests on the encoded bytes and
+/// decodes only an entry that matches.
 pub fn lookup(value: Option<&[u8]>, want: &Entry, now: u64) -> bool {
     let Some((&VERSION, rest)) = value.and_then(<[u8]>::split_first) else {
         return false;
@@ -215,9 +215,7 @@ pub fn lookup(value: Option<&[u8]>, want: &Entry, now: u64) -> bool {
             .take(WAYS)
             .filter(|c| c.get(..16) == Some(&want.digest.0[..]))
             .filter_map(Entry::decode)
-            .any(|e| {
-                e.provider == want.provider && e.fingerprint == want.fingerprint && e.live(now)
-            })
+            .any(|e| e.vouches_for(want, now))
 }
 
 /// The bucket value after adding `new` (see [`Bucket::insert`]).
@@ -294,10 +292,10 @@ mod tests {
         assert_eq!(kept, WAYS, "full, and no more");
         // New keys for provider 1: every entry verified with the old ones goes.
         let v2 = insert(Some(&v), entry("n", 10, 1000), 10);
-        assert_eq!(decode_bucket(Some(&v2)).len(), 1);
+        assert_eq!(Bucket::decode(Some(&v2)).entries().len(), 1);
         // Expired entries go on the next write.
         let v3 = insert(Some(&v2), entry("m", 10, 1000), 2000);
-        assert_eq!(decode_bucket(Some(&v3)).len(), 1);
+        assert_eq!(Bucket::decode(Some(&v3)).entries().len(), 1);
     }
 
     #[test]
@@ -334,7 +332,7 @@ mod tests {
             b"\x01\x00",
             &[1u8; 1 + ENTRY_BYTES + 1][..],
         ] {
-            assert!(decode_bucket(Some(bad)).is_empty(), "{bad:?}");
+            assert!(Bucket::decode(Some(bad)).entries().is_empty(), "{bad:?}");
         }
         let e = entry("t", 1, 5);
         let v = insert(Some(b"\xff garbage"), e, 0);
