@@ -206,6 +206,24 @@ pub enum Field<'a> {
     Other,
 }
 
+impl<'a> Field<'a> {
+    /// The member [`scan_object`] hands over for a value [`parse_object`]
+    /// built: the contract between the two, stated once for the scanner's
+    /// differential tests and the fuzz oracle.
+    pub fn of_value(v: &'a Value) -> Field<'a> {
+        match v {
+            Value::String(s) => Field::Str(Cow::Borrowed(s)),
+            Value::Number(n) => Field::Num(n.clone()),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(Cow::Borrowed))
+                .collect::<Option<Vec<_>>>()
+                .map_or(Field::Other, Field::StrList),
+            _ => Field::Other,
+        }
+    }
+}
+
 /// Checks a document exactly as [`parse_object`] does (the same grammar,
 /// duplicate names at any depth, the depth limit, an object at the top)
 /// without building it, and returns the values of the `wanted` top-level
