@@ -162,17 +162,27 @@ fn bucket_key(prefix: &str, bucket: usize) -> String {
     key
 }
 
-/// Merges a bucket this VM kept into the shared one (CAS, a few tries: a
-/// lost bucket only costs verifications, never a verdict).
-fn publish_bucket(key: &str, held: &shared_cache::Bucket, now: u64) {
-    for _ in 0..4 {
+/// Read-modify-write of one shared-data value under its CAS, tried again
+/// (up to `tries` times) when another VM wrote in between. `next` maps the
+/// current value (`None`: absent) to the one to write. Returns what was
+/// written; `None` when every try lost or the host refused.
+fn cas_update(key: &str, tries: usize, next: impl Fn(Option<&[u8]>) -> Vec<u8>) -> Option<Vec<u8>> {
+    for _ in 0..tries {
         let (value, cas) = host::shared_get(key);
-        let merged = shared_cache::merge(value.as_deref(), held, now);
-        match host::shared_set(key, &merged, cas) {
+        let new = next(value.as_deref());
+        match host::shared_set(key, &new, cas) {
+            Ok(()) => return Some(new),
             Err(Status::CasMismatch) => continue,
-            _ => return,
+            Err(_) => return None,
         }
     }
+    None
+}
+
+/// Merges a bucket this VM kept into the shared one (a few tries: a lost
+/// bucket only costs verifications, never a verdict).
+fn publish_bucket(key: &str, held: &shared_cache::Bucket, now: u64) {
+    let _ = cas_update(key, 4, |value| shared_cache::merge(value, held, now));
 }
 
 /// FNV-1a, to give shared-data keys a stable, config-dependent name.
@@ -312,19 +322,12 @@ impl Keys {
             return;
         }
         // Unknown (the roster could not be written) counts as "not alone".
-        let mut others = true;
-        for _ in 0..8 {
-            let (value, cas) = host::shared_get(&shared.roster_key);
-            let next = cache_placement::refresh(value.as_deref(), me, now_ms);
-            match host::shared_set(&shared.roster_key, &next, cas) {
-                Ok(()) => {
-                    others = cache_placement::others_alive(Some(&next), me, now_ms);
-                    break;
-                }
-                Err(Status::CasMismatch) => continue,
-                Err(_) => break,
-            }
-        }
+        let others = cas_update(&shared.roster_key, 8, |value| {
+            cache_placement::refresh(value, me, now_ms)
+        })
+        .map_or(true, |roster| {
+            cache_placement::others_alive(Some(&roster), me, now_ms)
+        });
         let Ok(mut placement) = shared.placement.try_borrow_mut() else {
             return;
         };
