@@ -390,6 +390,16 @@ impl Keys {
         self.provider(id).map_or(0, |p| p.keys_fp)
     }
 
+    /// Whether the proxy-wide cache leaves this token out while it samples
+    /// (see `jwt_authn::cache_sampling`): neither looked up nor recorded.
+    fn sits_out(&self, token: &str) -> bool {
+        self.shared.as_ref().is_some_and(|s| {
+            s.secret
+                .get()
+                .is_some_and(|secret| !s.takes_part(&secret, token))
+        })
+    }
+
     /// The cache, the bucket and the entry that stand for (token, provider, keys).
     fn shared_entry(
         &self,
@@ -420,7 +430,6 @@ impl Keys {
             keys: self,
             now: now_ms,
             pending: RefCell::new(None),
-            sat_out: Cell::new(None),
         }
     }
 
@@ -800,8 +809,6 @@ pub struct KeysAt<'a> {
     /// The shared bucket read for the token being verified, so recording its
     /// verdict needs neither a second digest nor a second read.
     pending: RefCell<Option<Pending>>,
-    /// A token that does not take part in the proxy-wide cache (sampling).
-    sat_out: Cell<Option<(usize, usize)>>,
 }
 
 /// A shared-cache miss awaiting its verdict.
@@ -847,14 +854,8 @@ impl KeyStore for KeysAt<'_> {
     }
 
     fn signature_known_good(&self, token: &str, id: ProviderId) -> bool {
-        let sits_out = self.keys.shared.as_ref().is_some_and(|s| {
-            s.secret
-                .get()
-                .is_some_and(|secret| !s.takes_part(&secret, token))
-        });
-        if sits_out {
+        if self.keys.sits_out(token) {
             bump(&self.keys.counts.miss);
-            self.sat_out.set(Some(text_id(token)));
             return false;
         }
         let Some((shared, bucket, want)) = self.keys.shared_entry(token, id, 0) else {
@@ -901,7 +902,7 @@ impl KeyStore for KeysAt<'_> {
             .try_borrow_mut()
             .ok()
             .and_then(|mut p| p.take());
-        if !ok || self.sat_out.get() == Some(text_id(token)) {
+        if !ok {
             return;
         }
         let Some(shared) = self.keys.shared.as_ref() else {
@@ -914,6 +915,8 @@ impl KeyStore for KeysAt<'_> {
                 let exp = shared_cache::expiry(exp);
                 (p.bucket, shared_cache::Entry { exp, ..p.entry }, p.read)
             }
+            // No lookup to build on: a token that sits out stays out.
+            _ if self.keys.sits_out(token) => return,
             _ => match self.keys.shared_entry(token, id, exp) {
                 Some((_, bucket, entry)) => (bucket, entry, None),
                 None => return,
