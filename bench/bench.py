@@ -619,6 +619,12 @@ def fmt_goal_target(row: dict) -> str:
 # report
 
 
+def scenario_table(title: str, scenarios: list[str], columns: list[str], value) -> list[str]:
+    """A Markdown section: a row per scenario, a column per target, `value(scenario, target)` in each cell."""
+    head = ["", title, "", "| scenario | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    return head + ["| " + " | ".join([s, *(value(s, t) for t in columns)]) + " |" for s in scenarios]
+
+
 def render_markdown(
     meta: dict,
     summary: dict,
@@ -731,54 +737,45 @@ def render_markdown(
             row.append(fmt_paired(paired(cells.get((s, "wasm"), []), cells.get((s, "native"), []), "p99")))
             lines.append("| " + " | ".join(row) + " |")
         others = [t for t in targets if t != "baseline"]
-        lines += [
-            "",
-            "## Added CPU per request (us) = 1/rps - 1/rps(baseline), one saturated worker",
-            "",
-            "| scenario | " + " | ".join(others) + " |",
-            "|---|" + "---:|" * len(others),
-        ]
         b = summary.get((ref, "baseline"))
-        for s in scenarios:
-            row = [s]
-            for t in others:
-                c = cell(s, t)
-                if c is None or b is None or not c["rps_median"]:
-                    row.append("n/a")
-                else:
-                    row.append(f"{1e6 / c['rps_median'] - 1e6 / b['rps_median']:.1f}")
-            lines.append("| " + " | ".join(row) + " |")
-        lines += [
-            "",
+
+        def added_cpu(s: str, t: str) -> str:
+            c = cell(s, t)
+            if c is None or b is None or not c["rps_median"]:
+                return "n/a"
+            return f"{1e6 / c['rps_median'] - 1e6 / b['rps_median']:.1f}"
+
+        def measured_cpu(s: str, t: str) -> str:
+            xs = [r["cpu_us_per_request"] for r in cells.get((s, t), []) if r.get("cpu_us_per_request")]
+            return f"{statistics.median(xs):.1f}" if xs else "n/a"
+
+        def hit_share(s: str, t: str) -> str:
+            runs = cells.get((s, t), [])
+            share = cache_hit_share(runs)
+            return "-" if not runs else ("n/a" if share is None else f"{share * 100:.2f} %")
+
+        lines += scenario_table(
+            "## Added CPU per request (us) = 1/rps - 1/rps(baseline), one saturated worker",
+            scenarios,
+            [t for t in targets if t != "baseline"],
+            added_cpu,
+        )
+        lines += scenario_table(
             "## Measured CPU per request (us): Envoy's worker threads, from /proc, median of runs",
-            "",
-            "| scenario | " + " | ".join(targets) + " |",
-            "|---|" + "---:|" * len(targets),
-        ]
-        for s in scenarios:
-            row = [s]
-            for t in targets:
-                xs = [r["cpu_us_per_request"] for r in cells.get((s, t), []) if r.get("cpu_us_per_request")]
-                row.append(f"{statistics.median(xs):.1f}" if xs else "n/a")
-            lines.append("| " + " | ".join(row) + " |")
+            scenarios,
+            targets,
+            measured_cpu,
+        )
         unique = [s for s in scenarios if s in UNIQUE_SCENARIOS]
         wasm_targets = [t for t in WASM_TARGETS if t in targets]
         if unique and wasm_targets:
-            lines += [
-                "",
+            lines += scenario_table(
                 "## Token cache during the distinct-token runs (share of requests answered from a cache; "
                 "should be ~0)",
-                "",
-                "| scenario | " + " | ".join(wasm_targets) + " |",
-                "|---|" + "---:|" * len(wasm_targets),
-            ]
-            for s in unique:
-                row = [s]
-                for t in wasm_targets:
-                    runs = cells.get((s, t), [])
-                    share = cache_hit_share(runs)
-                    row.append("-" if not runs else ("n/a" if share is None else f"{share * 100:.2f} %"))
-                lines.append("| " + " | ".join(row) + " |")
+                unique,
+                wasm_targets,
+                hit_share,
+            )
     else:
         lines.append("(not run)")
     lines += render_many_workers(mw)
