@@ -87,6 +87,7 @@ pub fn decode_strict(s: &str) -> Result<Vec<u8>, B64Error> {
         let (&[a, b, c, d], [x, y, z]) = (q, o) else {
             continue;
         };
+        // 256-entry tables indexed by a byte: always in bounds.
         let n = D18[usize::from(a)] | D12[usize::from(b)] | D6[usize::from(c)] | D0[usize::from(d)];
         bad |= n;
         *x = (n >> 16) as u8;

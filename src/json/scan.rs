@@ -150,8 +150,9 @@ impl<'a> Scanner<'a> {
         Ok(fields)
     }
 
-    /// Expects `c` (after whitespace).
-    fn expect(&mut self, c: u8, why: Why) -> Result<(), Fail> {
+    /// Consumes `c` (after whitespace), or fails with `why`. (Not named
+    /// `expect`: nothing here panics.)
+    fn eat(&mut self, c: u8, why: Why) -> Result<(), Fail> {
         self.ws();
         if self.peek() == Some(c) {
             self.i += 1;
@@ -313,7 +314,7 @@ impl<'a> Scanner<'a> {
                 self.dup = Some(truncate(&name, MAX_REPORTED_NAME));
                 return Err(Fail::Dup);
             }
-            self.expect(b':', Why::ExpectedColon)?;
+            self.eat(b':', Why::ExpectedColon)?;
             value(self, &name)?;
             self.names.push(name);
             self.ws();
@@ -481,6 +482,8 @@ impl<'a> Scanner<'a> {
         }
         let text = self.b.get(start..self.i).unwrap_or_default();
         if plain && !negative && int_end - start <= 19 {
+            // Only digits here (checked above), and 19 of them stay below
+            // 10^19 < u64::MAX: no overflow.
             let n = text.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
             return Ok(Number::from(n));
         }
