@@ -180,7 +180,11 @@ impl CacheState {
             return None;
         }
         let mut next = self.clone();
-        next.unknown_kid_requested_at = now.max(1);
+        // The request comes after the fetch whose keys lacked the kid, even
+        // when both fall in the same millisecond (a VM that fetched and then
+        // re-judged its waiting requests at once): equal stamps would read
+        // as "answered already" and the refetch would never start.
+        next.unknown_kid_requested_at = now.max(self.fetched_at.saturating_add(1)).max(1);
         Some(next)
     }
 
@@ -352,6 +356,21 @@ mod tests {
         let failed = asked.on_failure(&c, t + 50, 0.0);
         assert!(!failed.fetch_due(t + 60));
         assert!(!failed.may_refetch_unknown_kid(&c, t + 60));
+    }
+
+    #[test]
+    fn an_unknown_kid_in_the_millisecond_of_the_fetch_still_refetches() {
+        let c = cfg();
+        let s = CacheState::default().on_success(&c, T0, 1, 0);
+        let asked = s.request_unknown_kid(&c, T0).expect("first request");
+        assert!(asked.unknown_kid_in_flight());
+        assert!(asked.fetch_due(T0), "the refetch starts");
+        let done = asked.on_success(&c, T0 + 1, 2, 0);
+        assert!(!done.unknown_kid_in_flight());
+        assert!(
+            !done.may_refetch_unknown_kid(&c, T0 + 2),
+            "still rate-limited"
+        );
     }
 
     #[test]
