@@ -74,20 +74,40 @@ fn sextet(b: u8) -> Result<u32, B64Error> {
 /// non-zero trailing bits. One table-driven pass (it runs on every new token).
 pub fn decode_strict(s: &str) -> Result<Vec<u8>, B64Error> {
     let bytes = s.as_bytes();
-    let quads = bytes.chunks_exact(4);
-    let rest = quads.remainder();
+    let rest = bytes.chunks_exact(4).remainder();
     let full = bytes.len() / 4 * 3;
     // Room for the remainder's one or two bytes too: no reallocation.
     let mut out = vec![0u8; full + 2];
     // Four table reads per quad, one test for the whole input: an invalid
     // byte sets bits no valid quad has. Its exact error comes from `sextet`.
+    // Two quads per step (eight bytes in, six out): half the loop overhead
+    // on a signature's 86 quads.
     let mut bad = 0u32;
-    for (q, o) in quads.zip(out.chunks_exact_mut(3)) {
-        // chunks_exact: always four bytes in, three out, so these match.
-        let (&[a, b, c, d], [x, y, z]) = (q, o) else {
+    let pairs = bytes.len() / 8;
+    // pairs * 8 <= bytes.len() and pairs * 6 <= full: neither split can panic.
+    let (pair_in, quad_in) = bytes.split_at(pairs * 8);
+    let (pair_out, quad_out) = out.split_at_mut(pairs * 6);
+    for (q, o) in pair_in.chunks_exact(8).zip(pair_out.chunks_exact_mut(6)) {
+        // chunks_exact: always eight bytes in, six out, so these match.
+        let (&[a, b, c, d, e, f, g, h], [u, v, w, x, y, z]) = (q, o) else {
             continue;
         };
         // 256-entry tables indexed by a byte: always in bounds.
+        let n = D18[usize::from(a)] | D12[usize::from(b)] | D6[usize::from(c)] | D0[usize::from(d)];
+        let m = D18[usize::from(e)] | D12[usize::from(f)] | D6[usize::from(g)] | D0[usize::from(h)];
+        bad |= n | m;
+        *u = (n >> 16) as u8;
+        *v = (n >> 8) as u8;
+        *w = n as u8;
+        *x = (m >> 16) as u8;
+        *y = (m >> 8) as u8;
+        *z = m as u8;
+    }
+    // At most one whole quad left before the remainder.
+    for (q, o) in quad_in.chunks_exact(4).zip(quad_out.chunks_exact_mut(3)) {
+        let (&[a, b, c, d], [x, y, z]) = (q, o) else {
+            continue;
+        };
         let n = D18[usize::from(a)] | D12[usize::from(b)] | D6[usize::from(c)] | D0[usize::from(d)];
         bad |= n;
         *x = (n >> 16) as u8;
