@@ -27,6 +27,20 @@ use super::{truncate, Field, JsonError, MAX_REPORTED_NAME};
 use serde_json::Number;
 use std::borrow::Cow;
 
+/// Bytes that end a plain run inside a string: the closing quote, an escape,
+/// a raw control character (one table read per byte instead of three tests).
+static STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// serde_json's recursion guard: 128 containers deep is an error.
 const SERDE_MAX_DEPTH: usize = 127;
 
@@ -38,6 +52,7 @@ pub(super) fn scan_object<'a, const N: usize>(
 ) -> Result<[Option<Field<'a>>; N], JsonError> {
     let mut s = Scanner {
         b: bytes,
+        text: std::str::from_utf8(bytes).ok(),
         i: 0,
         max_depth: max_depth.min(SERDE_MAX_DEPTH),
         // A token's header or claims: a handful of names, one allocation.
@@ -111,6 +126,10 @@ impl Why {
 
 struct Scanner<'a> {
     b: &'a [u8],
+    /// The whole document as text when it is valid UTF-8 (checked once, so
+    /// a plain string is a slice of it; otherwise each string is checked
+    /// where it stands, for serde's error and position).
+    text: Option<&'a str>,
     i: usize,
     max_depth: usize,
     /// Member names of the objects being read, innermost last (one buffer
@@ -339,16 +358,21 @@ impl<'a> Scanner<'a> {
         let rest = self.b.get(start..).unwrap_or_default();
         let run = rest
             .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .position(|&c| STRING_STOP[usize::from(c)])
             .unwrap_or(rest.len());
         self.i = start + run;
         match self.peek() {
             Some(b'"') => {
+                // Between two ASCII bytes of valid text: a char boundary each.
+                let checked = self.text.and_then(|t| t.get(start..self.i));
                 let raw = rest.get(..run).unwrap_or_default();
                 self.i += 1;
-                return std::str::from_utf8(raw)
-                    .map(Cow::Borrowed)
-                    .map_err(|_| Fail::Syntax(Why::BadUnicode));
+                return match checked {
+                    Some(text) => Ok(Cow::Borrowed(text)),
+                    None => std::str::from_utf8(raw)
+                        .map(Cow::Borrowed)
+                        .map_err(|_| Fail::Syntax(Why::BadUnicode)),
+                };
             }
             Some(b'\\') => {}
             Some(_) => return Err(Fail::Syntax(Why::ControlChar)),
