@@ -118,19 +118,42 @@ impl UntrustedJws {
         if token.len() > max_len {
             return Err(JwsError::TooLarge);
         }
-        // At most 6 pieces are looked at, whatever the number of dots.
-        let mut parts = token.splitn(6, '.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            // Three pieces seen already when a fourth exists: five in all is JWE.
-            let pieces = token.splitn(6, '.').count();
-            return Err(JwsError::Malformed(if pieces == 5 {
-                "jwe not supported"
-            } else {
-                "expected three segments"
-            }));
+        let Some((header_b64, rest)) = token.split_once('.') else {
+            return Err(Self::segments_error(token));
         };
+        let Some((payload_b64, signature_b64)) = rest.split_once('.') else {
+            return Err(Self::segments_error(token));
+        };
+        // A third dot would make more than three segments. It is looked for
+        // only when parsing fails (so the error is the same as if it were
+        // looked for first): a signature that decodes has no dot.
+        Self::parse_segments(token, header_b64, payload_b64, signature_b64).map_err(|e| {
+            if signature_b64.contains('.') {
+                Self::segments_error(token)
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Why a token without exactly three segments is refused (five is JWE).
+    fn segments_error(token: &str) -> JwsError {
+        // At most 6 pieces are looked at, whatever the number of dots.
+        let pieces = token.splitn(6, '.').count();
+        JwsError::Malformed(if pieces == 5 {
+            "jwe not supported"
+        } else {
+            "expected three segments"
+        })
+    }
+
+    /// [`UntrustedJws::parse`] once the token is split at its first two dots.
+    fn parse_segments(
+        token: &str,
+        header_b64: &str,
+        payload_b64: &str,
+        signature_b64: &str,
+    ) -> Result<UntrustedJws, JwsError> {
         if header_b64.is_empty() {
             return Err(JwsError::Malformed("empty segment"));
         }
@@ -890,6 +913,13 @@ mod tests {
             (format!("{h}..{s}"), "empty segment"),
             (format!("{h}.{p}."), "empty segment"),
             ("c".repeat(10_240), "expected three segments"),
+            // The count is the error whatever else is wrong, as if it were
+            // checked first (the third dot is only looked for on failure).
+            (format!("!!.{p}.{s}.{s}"), "expected three segments"),
+            (format!(".{p}.{s}.{s}"), "expected three segments"),
+            (format!("{h}.!!.{s}.{s}.{s}"), "jwe not supported"),
+            (format!("{h}.{p}.!.{s}"), "expected three segments"),
+            (format!("{h}.{p}.."), "expected three segments"),
         ];
         for (t, why) in cases {
             assert_eq!(check(&t, &keys), Err(JwsError::Malformed(why)), "{why}");
