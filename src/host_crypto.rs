@@ -58,9 +58,14 @@ pub fn prepare(alg: Alg, key: &KeyMaterial, signing_input: &[u8], signature: &[u
     if !key.fits(alg) {
         return HostCheck::Verdict(false);
     }
-    let sig = match ec_field_bytes(alg) {
+    // RSA signatures go as they are (no copy); ECDSA ones are re-encoded.
+    let der;
+    let sig: &[u8] = match ec_field_bytes(alg) {
         Some(n) => match raw_ecdsa_to_der(signature, n) {
-            Some(der) => der,
+            Some(d) => {
+                der = d;
+                &der
+            }
             None => return HostCheck::Verdict(false),
         },
         None => {
@@ -68,13 +73,13 @@ pub fn prepare(alg: Alg, key: &KeyMaterial, signing_input: &[u8], signature: &[u
             if signature.len() != key.bits().div_ceil(8) {
                 return HostCheck::Verdict(false);
             }
-            signature.to_vec()
+            signature
         }
     };
     let mut out = Vec::with_capacity(spki.len() + sig.len() + signing_input.len() + 32);
     put_field(&mut out, 1, hash.as_bytes());
     put_field(&mut out, 2, spki);
-    put_field(&mut out, 3, &sig);
+    put_field(&mut out, 3, sig);
     put_field(&mut out, 4, signing_input);
     HostCheck::Request(out)
 }
