@@ -69,6 +69,19 @@ fn sextet(b: u8) -> Result<u32, B64Error> {
     }
 }
 
+/// A quad's 24 bits, with [`INVALID`] bits set if a byte is outside the
+/// alphabet (256-entry tables indexed by a byte: always in bounds).
+#[inline(always)]
+fn quad(a: u8, b: u8, c: u8, d: u8) -> u32 {
+    D18[usize::from(a)] | D12[usize::from(b)] | D6[usize::from(c)] | D0[usize::from(d)]
+}
+
+/// The three bytes a quad's 24 bits stand for.
+#[inline(always)]
+fn bytes_of(n: u32) -> [u8; 3] {
+    [(n >> 16) as u8, (n >> 8) as u8, n as u8]
+}
+
 /// Decodes unpadded, canonical base64url, because JWS segments have exactly
 /// one valid spelling. Rejects `=`, `+`, `/`, whitespace, `len % 4 == 1` and
 /// non-zero trailing bits. One table-driven pass (it runs on every new token).
@@ -92,27 +105,19 @@ pub fn decode_strict(s: &str) -> Result<Vec<u8>, B64Error> {
         let (&[a, b, c, d, e, f, g, h], [u, v, w, x, y, z]) = (q, o) else {
             continue;
         };
-        // 256-entry tables indexed by a byte: always in bounds.
-        let n = D18[usize::from(a)] | D12[usize::from(b)] | D6[usize::from(c)] | D0[usize::from(d)];
-        let m = D18[usize::from(e)] | D12[usize::from(f)] | D6[usize::from(g)] | D0[usize::from(h)];
+        let (n, m) = (quad(a, b, c, d), quad(e, f, g, h));
         bad |= n | m;
-        *u = (n >> 16) as u8;
-        *v = (n >> 8) as u8;
-        *w = n as u8;
-        *x = (m >> 16) as u8;
-        *y = (m >> 8) as u8;
-        *z = m as u8;
+        [*u, *v, *w] = bytes_of(n);
+        [*x, *y, *z] = bytes_of(m);
     }
     // At most one whole quad left before the remainder.
     for (q, o) in quad_in.chunks_exact(4).zip(quad_out.chunks_exact_mut(3)) {
         let (&[a, b, c, d], [x, y, z]) = (q, o) else {
             continue;
         };
-        let n = D18[usize::from(a)] | D12[usize::from(b)] | D6[usize::from(c)] | D0[usize::from(d)];
+        let n = quad(a, b, c, d);
         bad |= n;
-        *x = (n >> 16) as u8;
-        *y = (n >> 8) as u8;
-        *z = n as u8;
+        [*x, *y, *z] = bytes_of(n);
     }
     if bad & INVALID != 0 {
         for &b in bytes.get(..bytes.len() - rest.len()).unwrap_or_default() {
