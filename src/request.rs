@@ -283,6 +283,26 @@ pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Serializes header pairs in the host's map format, the inverse of
+/// [`Request::from_host_pairs`], for tests and tools that stand in for the
+/// host. (A length over `u32::MAX` is written as `u32::MAX`, which
+/// `from_host_pairs` then refuses.)
+pub fn host_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let size = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    let mut out = size(pairs.len()).to_vec();
+    for (k, v) in pairs {
+        out.extend_from_slice(&size(k.len()));
+        out.extend_from_slice(&size(v.len()));
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k);
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,22 +313,6 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
-    }
-
-    /// Serializes pairs the way the host does.
-    fn host_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
-        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-        for (k, v) in pairs {
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        }
-        for (k, v) in pairs {
-            out.extend_from_slice(k);
-            out.push(0);
-            out.extend_from_slice(v);
-            out.push(0);
-        }
-        out
     }
 
     #[test]

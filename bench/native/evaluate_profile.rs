@@ -25,7 +25,7 @@ use jwt_authn::engine::{self, EvalContext, KeyStore, RemoteKeys};
 use jwt_authn::host_crypto::{self, HostCheck};
 use jwt_authn::jwk::KeyMaterial;
 use jwt_authn::memo::Memo;
-use jwt_authn::request::Request;
+use jwt_authn::request::{host_map, Request};
 use jwt_authn::verified_cache::{CachedToken, VerifiedCache};
 use std::cell::RefCell;
 use std::process::ExitCode;
@@ -68,29 +68,16 @@ impl KeyStore for Keys {
 /// A request as Envoy shows it to the module (`proxy_get_header_map_pairs`).
 fn header_map(token: &str) -> Vec<u8> {
     let authorization = format!("Bearer {token}");
-    let headers = [
-        (":authority", "127.0.0.1:10000"),
-        (":path", "/"),
-        (":method", "GET"),
-        (":scheme", "http"),
-        ("authorization", authorization.as_str()),
-        ("user-agent", "wrk"),
-        ("x-forwarded-proto", "http"),
-        ("x-request-id", "5b1c8a2e-3f1d-4a8e-9b0e-0d1f2c3b4a59"),
-    ];
-    let size = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes();
-    let mut out = 8u32.to_le_bytes().to_vec();
-    for (k, v) in &headers {
-        out.extend(size(k));
-        out.extend(size(v));
-    }
-    for (k, v) in &headers {
-        out.extend(k.as_bytes());
-        out.push(0);
-        out.extend(v.as_bytes());
-        out.push(0);
-    }
-    out
+    host_map(&[
+        (b":authority", b"127.0.0.1:10000"),
+        (b":path", b"/"),
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b"authorization", authorization.as_bytes()),
+        (b"user-agent", b"wrk"),
+        (b"x-forwarded-proto", b"http"),
+        (b"x-request-id", b"5b1c8a2e-3f1d-4a8e-9b0e-0d1f2c3b4a59"),
+    ])
 }
 
 /// The `iat` of a token (to set the clock), 0 if it has none.
