@@ -41,8 +41,9 @@ distinct valid RS256 tokens (default 20,000) 4 times: round r sends tokens
 verified tokens in proxy-wasm shared data, so one signature check per
 distinct token per proxy: its counters give verifications per token.
 
-Runs are interleaved (run 1 of every cell, then run 2, ...: A B A B, so load
-from outside cancels in the per-run ratios) and each cell's result is the
+Runs are interleaved (run 1 of every cell, then run 2 in reverse order, ...:
+A B, B A, so load from outside and drifts in the host's speed cancel in the
+per-run ratios) and each cell's result is the
 median of its runs, with min-max shown. Every run checks the verdicts (all
 2xx for valid tokens, all 401 otherwise), so a number is never reported for
 a filter that answered wrongly. A "Goals" section compares each goal's
@@ -642,7 +643,8 @@ def render_markdown(
         f"load average before: {meta['loadavg_before']}, after: {meta.get('loadavg_after', '?')}",
         (
             f"- Envoy {meta['envoy_version']} `--concurrency 1`, V8; wrk 1 thread, {meta['connections']} connections, "
-            f"{meta['duration_s']} s per run, median of {meta['runs']} runs (min-max), "
+            f"{meta['duration_s']} s per run (every other round in reverse order), "
+            f"median of {meta['runs']} runs (min-max), "
             f"{meta['warmup_s']} s warm-up per cell; CPU pinning: {meta['pinning']}"
         ),
         f"- module: `{meta['module']}` {meta['module_bytes']:,} bytes ({meta['module_gzip_bytes']:,} gzipped)"
@@ -1265,7 +1267,11 @@ def run_main(
         fetches0 = module_jwks_fetches(stats0)
         paused0 = module_paused_requests(stats0)
         for run in range(args.runs):
-            for s, t in cells_todo:
+            # Every other run goes backwards (A B, then B A): the host's speed
+            # drifts (even with no CPU steal), and a fixed order would hand
+            # whichever target runs later in the round the same side of every
+            # drift.
+            for s, t in cells_todo if run % 2 == 0 else reversed(cells_todo):
                 rec = measure(s, t, args.duration)
                 rec["loadavg_1m"] = round(os.getloadavg()[0], 2)
                 cells[(s, t)].append(rec)
