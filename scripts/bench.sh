@@ -7,7 +7,7 @@
 #
 #   scripts/bench.sh [--duration 10] [--runs 3] [--warmup 2] [--connections 16]
 #                    [--scenarios a,b] [--targets wasm,native,...] [--no-pin]
-#                    [--module FILE] [--mw-tokens 20000] [--out DIR]
+#                    [--module FILE] [--mw-tokens 20000] [--out DIR] [--corun]
 #   scripts/bench.sh --smoke
 #
 # Builds dist/jwt-authn.wasm first when it is missing (`make bench` always
@@ -22,6 +22,10 @@
 # tokens; ~45 s plus the builds. The report goes to a temporary directory
 # (never bench/results/latest.*); exit 1 on a wrong verdict, zero throughput
 # or a missing output. `scripts/test.sh bench-smoke` (part of `make test`).
+#
+# --corun: each goal's pair measured at the same time on two Envoys sharing
+# CPU 0, so a change in the host's speed hits both sides (bench/README.md);
+# writes bench/results/corun.{md,json}. `make bench-corun`.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -43,9 +43,13 @@ step_e2e() {
     # shellcheck disable=SC2086 # PYTEST_ARGS is a word list on purpose
     DIST_DIR="$DIST_DIR" "$VENV/bin/python" -m pytest "$ROOT/tests/e2e" ${PYTEST_ARGS:-}
 }
-# The benchmark in smoke mode: every target and scenario once for 1 s (~1 min);
-# checks that it works (verdicts, throughput, outputs), not how fast.
-step_bench_smoke() { DIST_DIR="$DIST_DIR" "$ROOT/scripts/bench.sh" --smoke; }
+# The benchmark in smoke mode: every target and scenario once for 1 s (~1 min),
+# then the co-run mode on two scenarios; checks that it works (verdicts,
+# throughput, outputs), not how fast.
+step_bench_smoke() {
+    DIST_DIR="$DIST_DIR" "$ROOT/scripts/bench.sh" --smoke &&
+        DIST_DIR="$DIST_DIR" "$ROOT/scripts/bench.sh" --smoke --corun --scenarios rs256_valid,rs256_unique_tokens
+}
 
 # Steps whose failure makes the rest meaningless.
 FATAL_STEPS=" setup "
