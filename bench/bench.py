@@ -503,18 +503,24 @@ def cache_hit_share(runs: list[dict]) -> float | None:
     return hits / total if total else None
 
 
+def noop_runs(cells: dict, s: str, meta: dict) -> list[dict]:
+    """The no-op filter's runs to pair with scenario s: its own (--corun
+    measures one per repeated-token scenario), else the reference
+    scenario's; never that one in a co-run, where it ran at another moment."""
+    own = cells.get((s, "noop_wasm"))
+    if own or meta.get("corun"):
+        return own or []
+    return cells.get((meta.get("reference_scenario"), "noop_wasm"), [])
+
+
 def goal_rows(cells: dict, mw: dict, meta: dict) -> list[dict]:
     """Every goal with its measured value (median of per-run values), min-max and verdict."""
-    ref = meta.get("reference_scenario")
-    noop = cells.get((ref, "noop_wasm"), [])
 
     def cell(s: str, t: str) -> list[dict]:
         return cells.get((s, t), [])
 
     def noop_of(s: str) -> list[dict]:
-        """The no-op filter's runs paired with scenario s: its own (--corun
-        measures one per scenario) or else the reference scenario's."""
-        return cells.get((s, "noop_wasm"), noop)
+        return noop_runs(cells, s, meta)
 
     pairs: dict[str, tuple[list[dict], list[dict]]] = {
         "distinct_rs256": (cell("rs256_unique_tokens", "wasm"), cell("rs256_unique_tokens", "native")),
@@ -527,21 +533,12 @@ def goal_rows(cells: dict, mw: dict, meta: dict) -> list[dict]:
         "portable_rs256": (cell("rs256_unique_tokens", "wasm_portable"), cell("rs256_unique_tokens", "native")),
     }
     cpu_values = {gid: paired_cpu(a, b) for gid, (a, b) in pairs.items()}
-    values: dict[str, list[float]] = {
-        "distinct_rs256": paired(cell("rs256_unique_tokens", "wasm"), cell("rs256_unique_tokens", "native")),
-        "distinct_es256": paired(cell("es256_unique_tokens", "wasm"), cell("es256_unique_tokens", "native")),
-        "repeated_rs256": paired(cell("rs256_valid", "wasm"), noop_of("rs256_valid")),
-        "repeated_es256": paired(cell("es256_valid", "wasm"), noop_of("es256_valid")),
-        "repeated_eddsa": paired(cell("eddsa_valid", "wasm"), noop_of("eddsa_valid")),
-        "repeated_remote": paired(cell("remote_jwks_rs256", "wasm"), noop_of("remote_jwks_rs256")),
-        "many_workers": paired(mw.get("runs", {}).get("wasm", []), mw.get("runs", {}).get("native_cached", [])),
-        "mw_verifications": [
-            r["counters"]["verifications"] / mw["tokens"]
-            for r in mw.get("runs", {}).get("wasm", [])
-            if (r.get("counters") or {}).get("verifications") is not None
-        ],
-        "portable_rs256": paired(cell("rs256_unique_tokens", "wasm_portable"), cell("rs256_unique_tokens", "native")),
-    }
+    values: dict[str, list[float]] = {gid: paired(a, b) for gid, (a, b) in pairs.items()}
+    values["mw_verifications"] = [
+        r["counters"]["verifications"] / mw["tokens"]
+        for r in mw.get("runs", {}).get("wasm", [])
+        if (r.get("counters") or {}).get("verifications") is not None
+    ]
     if meta.get("module_paused_during_measurement") is not None:
         values["jwks_callouts"] = [float(meta["module_paused_during_measurement"])]
     notes = {
@@ -763,10 +760,7 @@ def render_markdown(
             w = cells.get((s, "wasm"), [])
             row.append(fmt_paired(paired(w, cells.get((s, "native"), []))))
             row.append(fmt_paired(paired(w, cells.get((s, "native_cached"), []))))
-            # --corun pairs a no-op run with each repeated-token scenario's own;
-            # a ratio to another scenario's would compare different moments.
-            noop = cells.get((s, "noop_wasm")) or ([] if meta.get("corun") else cells.get((ref, "noop_wasm"), []))
-            row.append(fmt_paired(paired(w, noop)))
+            row.append(fmt_paired(paired(w, noop_runs(cells, s, meta))))
             row.append(fmt_paired(paired(w, cells.get((ref, "baseline"), []))))
             row.append(fmt_paired(paired(cells.get((s, "wasm_portable"), []), cells.get((s, "native"), []))))
             row.append(fmt_paired(paired(w, cells.get((s, "ffi_floor"), []))))
@@ -1407,7 +1401,8 @@ def run_main(
         stats0 = [envoy.stats() for envoy in envoys]
         fetches0 = sum(module_jwks_fetches(st) for st in stats0)
         paused0 = sum(module_paused_requests(st) for st in stats0)
-        pairs = corun_pairs(list(dict.fromkeys(s for s, _ in cells_todo)), list(targets)) if args.corun else []
+        # --corun's cells_todo lists each pair's two cells one after the other.
+        pairs = [(s, ta, tb) for (s, ta), (_, tb) in zip(cells_todo[::2], cells_todo[1::2])] if args.corun else []
         for run in range(args.runs):
             # Every other run goes backwards (A B, then B A): the host's speed
             # drifts (even with no CPU steal), and a fixed order would hand
